@@ -1,0 +1,43 @@
+// Command rotator is the Secrets Manager rotation function, also run on a
+// schedule with {"action":"cleanup"}.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"jwks-issuer/pkg/envconfig"
+	"jwks-issuer/pkg/rotation"
+	"jwks-issuer/pkg/store/awsstore"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	cfg, err := envconfig.LoadRotator(os.Getenv)
+	if err != nil {
+		log.Error("invalid configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	awsCfg, err := awsstore.LoadConfig(context.Background())
+	if err != nil {
+		log.Error("load AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
+	jwks := awsstore.NewObject(awsstore.NewS3Client(awsCfg), cfg.Bucket, cfg.Key)
+	var custody rotation.Custody = rotation.LocalCustody{}
+	rotator, err := rotation.New(rotation.Config{
+		Lifecycle: cfg.Lifecycle,
+		Algorithm: cfg.Algorithm,
+		SecretID:  cfg.SecretID,
+	}, secret, jwks, custody, time.Now, log)
+	if err != nil {
+		log.Error("invalid configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(rotator)
+}

@@ -1,0 +1,151 @@
+// Package envconfig reads the functions' configuration from the environment
+// (DESIGN.md's contract), naming the variable in every error.
+package envconfig
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/lifecycle"
+)
+
+// Custody names where private keys live.
+type Custody string
+
+const (
+	CustodySecretsManager Custody = "secretsmanager"
+	CustodyKMS            Custody = "kms"
+)
+
+// Signer is the signer function's configuration.
+type Signer struct {
+	SecretID    string
+	MaxTokenTTL time.Duration
+	KeyCache    time.Duration
+	Custody     Custody
+}
+
+// Rotator is the rotator function's configuration.
+type Rotator struct {
+	SecretID          string
+	Bucket            string
+	Key               string
+	Algorithm         keys.Algorithm
+	Custody           Custody
+	Lifecycle         lifecycle.Config
+	KMSDeletionWindow int // days
+}
+
+// LoadSigner reads the signer's variables.
+func LoadSigner(getenv func(string) string) (Signer, error) {
+	r := reader{getenv: getenv}
+	cfg := Signer{
+		SecretID:    r.required("SECRET_ID"),
+		MaxTokenTTL: r.seconds("MAX_TOKEN_TTL_SECONDS", 3600),
+		KeyCache:    r.seconds("KEY_CACHE_SECONDS", 60),
+		Custody:     r.custody(),
+	}
+	if r.err == nil && cfg.MaxTokenTTL < time.Second {
+		r.fail("MAX_TOKEN_TTL_SECONDS is %d, must be at least 1", int64(cfg.MaxTokenTTL/time.Second))
+	}
+	r.seconds("CLOCK_SKEW_SECONDS", 60) // validated here too: both functions share it
+	return cfg, r.err
+}
+
+// LoadRotator reads the rotator's variables and refuses a configuration that
+// breaks an invariant.
+func LoadRotator(getenv func(string) string) (Rotator, error) {
+	r := reader{getenv: getenv}
+	cfg := Rotator{
+		SecretID: r.required("SECRET_ID"),
+		Bucket:   r.required("JWKS_BUCKET"),
+		Key:      r.text("JWKS_KEY", ".well-known/jwks.json"),
+		Custody:  r.custody(),
+		Lifecycle: lifecycle.Config{
+			MaxTokenTTL:     r.seconds("MAX_TOKEN_TTL_SECONDS", 3600),
+			KeyCacheMaxAge:  r.seconds("KEY_CACHE_SECONDS", 60),
+			JWKSMaxAge:      r.seconds("JWKS_MAX_AGE_SECONDS", 300),
+			ActivationGrace: r.seconds("ACTIVATION_GRACE_SECONDS", 86400),
+			RetirementGrace: r.seconds("RETIREMENT_GRACE_SECONDS", 3600),
+			ClockSkew:       r.seconds("CLOCK_SKEW_SECONDS", 60),
+		},
+		KMSDeletionWindow: int(r.integer("KMS_DELETION_WINDOW_DAYS", 30)),
+	}
+	alg, err := keys.ParseAlgorithm(r.text("KEY_ALGORITHM", string(keys.ES256)))
+	if err != nil {
+		r.fail("KEY_ALGORITHM: %v", err)
+	}
+	cfg.Algorithm = alg
+	if r.err == nil && (cfg.KMSDeletionWindow < 7 || cfg.KMSDeletionWindow > 30) {
+		r.fail("KMS_DELETION_WINDOW_DAYS is %d, must be between 7 and 30", cfg.KMSDeletionWindow)
+	}
+	if r.err == nil {
+		r.err = cfg.Lifecycle.Validate()
+	}
+	return cfg, r.err
+}
+
+// reader keeps the first error, so a loader reads like a list of fields.
+type reader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (r *reader) text(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) required(name string) string {
+	v := r.text(name, "")
+	if v == "" {
+		r.fail("%s is required", name)
+	}
+	return v
+}
+
+func (r *reader) integer(name string, def int64) int64 {
+	v := r.text(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		r.fail("%s is %q, must be a whole number", name, v)
+		return def
+	}
+	if n < 0 {
+		r.fail("%s is %d, must be 0 or more", name, n)
+	}
+	return n
+}
+
+func (r *reader) seconds(name string, def int64) time.Duration {
+	n := r.integer(name, def)
+	if n > int64(100*365*24*3600) {
+		r.fail("%s is %d, must be at most 100 years in seconds", name, n)
+	}
+	return time.Duration(n) * time.Second
+}
+
+func (r *reader) custody() Custody {
+	switch v := Custody(strings.ToLower(r.text("KEY_CUSTODY", string(CustodySecretsManager)))); v {
+	case CustodySecretsManager, CustodyKMS:
+		return v
+	default:
+		r.fail("KEY_CUSTODY is %q, must be secretsmanager or kms", string(v))
+		return ""
+	}
+}
+

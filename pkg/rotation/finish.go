@@ -1,0 +1,236 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/store"
+)
+
+// TestSecret signs a probe token with the pending key through the signer's
+// own code, reads the published key set back, and verifies the probe with it
+// using an independent JOSE implementation.
+func (r *Rotator) TestSecret(ctx context.Context, tok string) error {
+	rec, err := r.record(ctx, tok)
+	if err != nil {
+		return fmt.Errorf("testSecret: read pending version: %w", err)
+	}
+	if rec == nil {
+		// rotate-secret --no-rotate-immediately tests a version Secrets
+		// Manager made itself, holding no key: test the current key instead.
+		_, value, err := r.secret.GetStage(ctx, store.StageCurrent)
+		if err != nil {
+			return fmt.Errorf("testSecret: read AWSCURRENT: %w", err)
+		}
+		cur, err := keys.ParseRecord(value)
+		if errors.Is(err, keys.ErrNotRecord) {
+			r.log.Info("testSecret: no key under the token and none current yet; nothing to test", "token", tok)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("testSecret: %w", err)
+		}
+		rec = &cur
+	}
+	if err := r.probe(ctx, *rec); err != nil {
+		return fmt.Errorf("testSecret: %w", err)
+	}
+	r.log.Info("testSecret passed", "kid", rec.Kid)
+	return nil
+}
+
+func (r *Rotator) probe(ctx context.Context, rec keys.Record) error {
+	key, err := r.custody.SigningKey(rec)
+	if err != nil {
+		return err
+	}
+	now := r.now().Unix()
+	probe, err := key.SignProbe(ctx, map[string]any{"sub": "jwks-issuer-probe", "iat": now, "exp": now + 300})
+	if err != nil {
+		return fmt.Errorf("sign probe: %w", err)
+	}
+	obj, err := r.jwks.Get(ctx)
+	if err != nil {
+		return fmt.Errorf("read published key set: %w", err)
+	}
+	set, err := jwk.Parse(obj.Body)
+	if err != nil {
+		return fmt.Errorf("published key set does not parse: %w", err)
+	}
+	if _, ok := set.LookupKeyID(rec.Kid); !ok {
+		return fmt.Errorf("key %s is not in the published key set", rec.Kid)
+	}
+	if _, err := jws.Verify([]byte(probe), jws.WithKeySet(set, jws.WithRequireKid(true))); err != nil {
+		return fmt.Errorf("probe token signed by %s does not verify against the published key set: %w", rec.Kid, err)
+	}
+	return nil
+}
+
+// FinishSecret makes the token's version AWSCURRENT, records the moment,
+// takes AWSPENDING off, clears an emergency mark the promoted record answers,
+// and publishes.
+func (r *Rotator) FinishSecret(ctx context.Context, tok string) error {
+	meta, err := r.secret.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("finishSecret: describe secret: %w", err)
+	}
+	rec, err := r.record(ctx, tok)
+	if err != nil {
+		return fmt.Errorf("finishSecret: read pending version: %w", err)
+	}
+	if rec == nil {
+		return fmt.Errorf("finishSecret: version %s holds no key record; createSecret has not run for this token", tok)
+	}
+	if current := meta.Stages[store.StageCurrent]; current != tok {
+		if err := r.secret.MoveStage(ctx, store.StageCurrent, tok, current); err != nil {
+			return fmt.Errorf("finishSecret: move AWSCURRENT: %w", err)
+		}
+		r.log.Info("AWSCURRENT moved", "kid", rec.Kid, "version", tok)
+	}
+	// Recorded after the move: if this attempt dies in between, the retry
+	// records a later moment, which only lengthens the old key's retention.
+	if _, ok := meta.Tags[tagCurrent+rec.Kid]; !ok {
+		if err := r.secret.Tag(ctx, map[string]string{tagCurrent + rec.Kid: timeTag(r.now())}); err != nil {
+			return fmt.Errorf("finishSecret: record activation: %w", err)
+		}
+	}
+	if meta.Stages[store.StagePending] == tok {
+		if err := r.secret.MoveStage(ctx, store.StagePending, "", tok); err != nil {
+			return fmt.Errorf("finishSecret: remove AWSPENDING: %w", err)
+		}
+	}
+	if rec.Emergency && meta.Tags[TagRollover] != "" {
+		if err := r.secret.Untag(ctx, []string{TagRollover}); err != nil {
+			return fmt.Errorf("finishSecret: clear rollover mark: %w", err)
+		}
+	}
+	snap, err := r.publish(ctx)
+	if err != nil {
+		return fmt.Errorf("finishSecret: %w", err)
+	}
+	r.pruneTags(ctx, snap)
+	r.log.Info("finishSecret done", "kid", rec.Kid)
+	return nil
+}
+
+// pruneTags removes the tags whose facts the current record now carries, so
+// that only a few live at once (a secret holds at most 50 tags).
+func (r *Rotator) pruneTags(ctx context.Context, snap snapshot) {
+	st := snap.state
+	if st.Current == nil {
+		return
+	}
+	var stale []string
+	for k := range snap.meta.Tags {
+		kid, _, ok := parseTimeTag(k, snap.meta.Tags[k])
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, tagCurrent):
+			ok = kid != st.Current.Kid
+		case strings.HasPrefix(k, tagPublished):
+			ok = (st.Next == nil || kid != st.Next.Kid) && (st.Pending == nil || kid != st.Pending.Kid)
+		case strings.HasPrefix(k, tagRevoked):
+			ok = revokedIn(*st.Current, kid)
+		}
+		if ok {
+			stale = append(stale, k)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	if err := r.secret.Untag(ctx, stale); err != nil {
+		r.log.Warn("could not remove folded tags; they are harmless and will be retried", "error", err.Error())
+	}
+}
+
+// Cleanup republishes the key set for the current state at the current
+// time: retired keys past retention leave, and a deleted, truncated or stale
+// jwks.json is restored from the secret.
+func (r *Rotator) Cleanup(ctx context.Context) error {
+	if _, err := r.publish(ctx); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	return nil
+}
+
+// ErrConflict: the key set kept changing under this writer.
+var ErrConflict = errors.New("the published key set kept changing during the write")
+
+// publish writes the key set of the current state. Every writer reads the
+// object's ETag before the state, and writes only if the ETag is unchanged,
+// so a writer holding an older state can never overwrite the set of a newer
+// one; on a conflict it reads both again. After a write it records the first
+// publication of the keys that lacked one.
+func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
+	for attempt := 1; ; attempt++ {
+		obj, err := r.jwks.Get(ctx)
+		missing := errors.Is(err, store.ErrNotFound)
+		if err != nil && !missing {
+			return snapshot{}, fmt.Errorf("publish jwks: read: %w", err)
+		}
+		snap, err := r.load(ctx)
+		if err != nil {
+			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
+		}
+		set := keySet(snap, r.cfg, r.now())
+		body := keys.MarshalSet(set)
+		cacheControl := fmt.Sprintf("public, max-age=%d", int64(r.cfg.Lifecycle.JWKSMaxAge/time.Second))
+		if missing || string(obj.Body) != string(body) || obj.CacheControl != cacheControl || obj.ContentType != "application/json" {
+			cond := store.PutCondition{IfMatch: obj.ETag, IfNoneMatch: missing}
+			_, err = r.jwks.Put(ctx, body, "application/json", cacheControl, cond)
+			if errors.Is(err, store.ErrPrecondition) {
+				if attempt < r.cfg.PublishAttempts {
+					r.log.Info("jwks changed during publish; recomputing", "attempt", attempt)
+					continue
+				}
+				return snapshot{}, fmt.Errorf("publish jwks: %w after %d attempts", ErrConflict, attempt)
+			}
+			if err != nil {
+				return snapshot{}, fmt.Errorf("publish jwks: write: %w", err)
+			}
+			r.log.Info("jwks published", "kids", kids(set))
+		}
+		if err := r.recordPublication(ctx, snap, set); err != nil {
+			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
+		}
+		return snap, nil
+	}
+}
+
+// recordPublication tags the first publication of published keys that have
+// none recorded, with a time taken after the write succeeded.
+func (r *Rotator) recordPublication(ctx context.Context, snap snapshot, set []keys.JWK) error {
+	st := snap.state
+	tags := map[string]string{}
+	at := timeTag(r.now())
+	for _, rec := range []*keys.Record{st.Next, st.Pending} {
+		if rec == nil || rec.PublishedAt != nil {
+			continue
+		}
+		if _, ok := st.Published[rec.Kid]; ok {
+			continue
+		}
+		for _, k := range set {
+			if k.Kid == rec.Kid {
+				tags[tagPublished+rec.Kid] = at
+			}
+		}
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	if err := r.secret.Tag(ctx, tags); err != nil {
+		return fmt.Errorf("record publication: %w", err)
+	}
+	return nil
+}

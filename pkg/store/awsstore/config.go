@@ -1,0 +1,50 @@
+// Package awsstore implements the store interfaces over AWS Secrets Manager
+// and S3 with aws-sdk-go-v2, mapping AWS errors onto the store sentinels.
+package awsstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+// LoadConfig loads the SDK's default configuration (environment, shared
+// files, Lambda role). The SDK itself honours AWS_ENDPOINT_URL and the
+// service-specific AWS_ENDPOINT_URL_<SERVICE> variables, which is how tests
+// and local runs point the functions at an emulator.
+func LoadConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return cfg, nil
+}
+
+// NewSecretsManagerClient returns a Secrets Manager client for cfg with the
+// SDK's default retryer.
+func NewSecretsManagerClient(cfg aws.Config) *secretsmanager.Client {
+	return secretsmanager.NewFromConfig(cfg)
+}
+
+// NewS3Client returns an S3 client for cfg. With a custom endpoint it uses
+// path-style addressing: an emulator such as moto_server cannot serve
+// virtual-hosted bucket names under its own host name. Against AWS itself
+// the SDK's default (virtual-hosted) is kept.
+func NewS3Client(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if hasCustomEndpoint(cfg) {
+			o.UsePathStyle = true
+		}
+	})
+}
+
+func hasCustomEndpoint(cfg aws.Config) bool {
+	return cfg.BaseEndpoint != nil ||
+		os.Getenv("AWS_ENDPOINT_URL") != "" ||
+		os.Getenv("AWS_ENDPOINT_URL_S3") != ""
+}
