@@ -148,4 +148,3 @@ func (r *reader) custody() Custody {
 		return ""
 	}
 }
-

@@ -40,6 +40,9 @@ type Record struct {
 // RetiredKey is a former signing key that still verifies.
 type RetiredKey struct {
 	JWK JWK `json:"publicKeyJwk"`
+	// KMSKeyID is the KMS key of the private half (KMS custody), kept so
+	// that it can be deleted once the key leaves the published set.
+	KMSKeyID string `json:"kmsKeyArn,omitempty"`
 	// RetiredAt is when AWSCURRENT left the key. Nil means "when the record
 	// holding this entry became AWSCURRENT", a moment that cannot be written
 	// into the record itself because versions are immutable.
@@ -49,6 +52,7 @@ type RetiredKey struct {
 // RevokedKey is a key withdrawn in an emergency: never published again.
 type RevokedKey struct {
 	JWK       JWK       `json:"publicKeyJwk"`
+	KMSKeyID  string    `json:"kmsKeyArn,omitempty"`
 	RevokedAt time.Time `json:"revokedAt"`
 }
 

@@ -87,7 +87,7 @@ func Promote(s State, c Config, now time.Time) keys.Record {
 	r.Retired = nil
 	if s.Current != nil && s.Current.Kid != r.Kid {
 		if _, gone := revoked[s.Current.Kid]; !gone {
-			r.Retired = append(r.Retired, keys.RetiredKey{JWK: s.Current.Public()})
+			r.Retired = append(r.Retired, keys.RetiredKey{JWK: s.Current.Public(), KMSKeyID: s.Current.KMSKeyID})
 		}
 	}
 	r.Retired = append(r.Retired, s.retiredAt(c, now, revoked)...)
@@ -104,7 +104,7 @@ func Rollover(s State, c Config, now time.Time, fresh keys.Record) keys.Record {
 	for _, k := range []*keys.Record{s.Current, s.Pending, s.Next} {
 		if k != nil && k.Kid != fresh.Kid {
 			if _, done := revoked[k.Kid]; !done {
-				revoked[k.Kid] = revocation{jwk: k.Public(), at: now}
+				revoked[k.Kid] = revocation{jwk: k.Public(), kmsKeyID: k.KMSKeyID, at: now}
 			}
 		}
 	}
@@ -114,8 +114,9 @@ func Rollover(s State, c Config, now time.Time, fresh keys.Record) keys.Record {
 }
 
 type revocation struct {
-	jwk keys.JWK
-	at  time.Time
+	jwk      keys.JWK
+	kmsKeyID string
+	at       time.Time
 }
 
 // revoked gathers every revocation the state knows of.
@@ -126,24 +127,25 @@ func (s State) revoked() map[string]revocation {
 			continue
 		}
 		for _, k := range r.Revoked {
-			out[k.JWK.Kid] = revocation{jwk: k.JWK, at: k.RevokedAt}
+			out[k.JWK.Kid] = revocation{jwk: k.JWK, kmsKeyID: k.KMSKeyID, at: k.RevokedAt}
 		}
 	}
 	for kid, at := range s.Revoked {
 		if _, ok := out[kid]; !ok {
-			out[kid] = revocation{jwk: s.jwkOf(kid), at: at}
+			jwk, kmsKeyID := s.keyOf(kid)
+			out[kid] = revocation{jwk: jwk, kmsKeyID: kmsKeyID, at: at}
 		}
 	}
 	return out
 }
 
-func (s State) jwkOf(kid string) keys.JWK {
+func (s State) keyOf(kid string) (keys.JWK, string) {
 	for _, r := range []*keys.Record{s.Current, s.Pending, s.Next} {
 		if r != nil && r.Kid == kid {
-			return r.Public()
+			return r.Public(), r.KMSKeyID
 		}
 	}
-	return keys.JWK{Kid: kid}
+	return keys.JWK{Kid: kid}, ""
 }
 
 // revokedHistory is the revocation list a new record carries: revocations
@@ -153,7 +155,7 @@ func (s State) revokedHistory(c Config, now time.Time, revoked map[string]revoca
 	var out []keys.RevokedKey
 	for _, v := range revoked {
 		if now.Before(v.at.Add(c.Retention())) {
-			out = append(out, keys.RevokedKey{JWK: v.jwk, RevokedAt: v.at})
+			out = append(out, keys.RevokedKey{JWK: v.jwk, KMSKeyID: v.kmsKeyID, RevokedAt: v.at})
 		}
 	}
 	slices.SortFunc(out, func(a, b keys.RevokedKey) int {
@@ -186,7 +188,7 @@ func (s State) retiredAt(c Config, now time.Time, revoked map[string]revocation)
 		}
 		if now.Before(at.Add(c.Retention())) {
 			at := at
-			out = append(out, keys.RetiredKey{JWK: k.JWK, RetiredAt: &at})
+			out = append(out, keys.RetiredKey{JWK: k.JWK, KMSKeyID: k.KMSKeyID, RetiredAt: &at})
 		}
 	}
 	sortRetired(out)
@@ -258,4 +260,39 @@ func KeySet(s State, c Config, now time.Time) []keys.JWK {
 		add(k.JWK)
 	}
 	return out
+}
+
+// ExternalKeys sorts the KMS keys the state references: live ones (they sign,
+// or verify tokens that may still be alive) and revoked ones (to disable at
+// once). A key in neither list is no longer needed.
+func ExternalKeys(s State, c Config, now time.Time) (live, revoked []string) {
+	gone := s.revoked()
+	for _, v := range gone {
+		if v.kmsKeyID != "" {
+			revoked = append(revoked, v.kmsKeyID)
+		}
+	}
+	add := func(kid, id string) {
+		if _, r := gone[kid]; !r && id != "" && !slices.Contains(live, id) {
+			live = append(live, id)
+		}
+	}
+	for _, r := range []*keys.Record{s.Current, s.Pending, s.Next} {
+		if r != nil {
+			add(r.Kid, r.KMSKeyID)
+		}
+	}
+	var retired []keys.RetiredKey
+	if s.Pending != nil {
+		retired = append(retired, s.Pending.Retired...)
+	}
+	retired = append(retired, s.retiredAt(c, now, gone)...)
+	for _, k := range retired {
+		if k.RetiredAt == nil || now.Before(k.RetiredAt.Add(c.Retention())) {
+			add(k.JWK.Kid, k.KMSKeyID)
+		}
+	}
+	slices.Sort(live)
+	slices.Sort(revoked)
+	return live, revoked
 }

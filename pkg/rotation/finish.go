@@ -11,6 +11,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/lifecycle"
 	"jwks-issuer/pkg/store"
 )
 
@@ -157,8 +158,27 @@ func (r *Rotator) pruneTags(ctx context.Context, snap snapshot) {
 // time: retired keys past retention leave, and a deleted, truncated or stale
 // jwks.json is restored from the secret.
 func (r *Rotator) Cleanup(ctx context.Context) error {
-	if _, err := r.publish(ctx); err != nil {
+	snap, err := r.publish(ctx)
+	if err != nil {
 		return fmt.Errorf("cleanup: %w", err)
+	}
+	if err := r.tidy(ctx, snap); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	return nil
+}
+
+// tidy lets a custody with outside keys disable and delete what the state no
+// longer needs. It runs after a publish, so a key is deleted only once it has
+// left the published set.
+func (r *Rotator) tidy(ctx context.Context, snap snapshot) error {
+	janitor, ok := r.custody.(KeyJanitor)
+	if !ok {
+		return nil
+	}
+	live, revoked := lifecycle.ExternalKeys(snap.state, r.cfg.Lifecycle, r.now())
+	if err := janitor.Tidy(ctx, live, revoked); err != nil {
+		return fmt.Errorf("tidy KMS keys: %w", err)
 	}
 	return nil
 }

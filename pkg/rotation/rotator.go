@@ -30,6 +30,13 @@ type Custody interface {
 	SigningKey(rec keys.Record) (*token.Key, error)
 }
 
+// KeyJanitor is implemented by a custody whose keys live outside the secret
+// (KMS): it disables revoked keys at once and schedules the deletion of keys
+// it made that the secret no longer references.
+type KeyJanitor interface {
+	Tidy(ctx context.Context, live, revoked []string) error
+}
+
 // LocalCustody keeps private keys in the secret.
 type LocalCustody struct{}
 
@@ -162,8 +169,14 @@ func (r *Rotator) CreateSecret(ctx context.Context, tok string) error {
 			return fmt.Errorf("createSecret: %w", err)
 		}
 	}
-	if _, err := r.publish(ctx); err != nil {
+	snap, err = r.publish(ctx)
+	if err != nil {
 		return fmt.Errorf("createSecret: %w", err)
+	}
+	if pending.Emergency {
+		if err := r.tidy(ctx, snap); err != nil {
+			return fmt.Errorf("createSecret: %w", err)
+		}
 	}
 	r.log.Info("createSecret done", "pending_kid", pending.Kid, "emergency", pending.Emergency)
 	return nil
