@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"jwks-issuer/pkg/envconfig"
+	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store/awsstore"
 )
@@ -19,13 +20,11 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg, err := envconfig.LoadRotator(os.Getenv)
 	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
+		lambdainit.Fail(log, "invalid configuration", err)
 	}
 	awsCfg, err := awsstore.LoadConfig(context.Background())
 	if err != nil {
-		log.Error("load AWS configuration", "error", err.Error())
-		os.Exit(1)
+		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
 	jwks := awsstore.NewObject(awsstore.NewS3Client(awsCfg), cfg.Bucket, cfg.Key)
@@ -36,8 +35,7 @@ func main() {
 		SecretID:  cfg.SecretID,
 	}, secret, jwks, custody, time.Now, log)
 	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
+		lambdainit.Fail(log, "invalid configuration", err)
 	}
 	lambda.Start(rotator)
 }

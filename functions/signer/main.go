@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"jwks-issuer/pkg/envconfig"
+	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/token"
 )
@@ -18,13 +19,11 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg, err := envconfig.LoadSigner(os.Getenv)
 	if err != nil {
-		log.Error("invalid configuration", "error", err.Error())
-		os.Exit(1)
+		lambdainit.Fail(log, "invalid configuration", err)
 	}
 	awsCfg, err := awsstore.LoadConfig(context.Background())
 	if err != nil {
-		log.Error("load AWS configuration", "error", err.Error())
-		os.Exit(1)
+		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
 	cache := token.NewKeyCache(token.SecretKeyLoader(secret, nil), cfg.KeyCache, time.Now, log)

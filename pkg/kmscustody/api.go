@@ -1,0 +1,138 @@
+// Package kmscustody keeps signing keys in AWS KMS: each new key is a new
+// asymmetric KMS key, the secret holds only its ARN and public JWK, tokens
+// are signed with kms:Sign, and keys the secret no longer needs are disabled
+// (revoked) or scheduled for deletion (dropped).
+//
+// The KMS operations it needs are the API interface below, implemented over
+// the SDK by store/awsstore and in memory by store/memstore.
+package kmscustody
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"jwks-issuer/pkg/keys"
+)
+
+// KeySpec is a KMS key spec, spelled as KMS spells it.
+type KeySpec string
+
+const (
+	SpecP256    KeySpec = "ECC_NIST_P256"
+	SpecP384    KeySpec = "ECC_NIST_P384"
+	SpecRSA2048 KeySpec = "RSA_2048"
+)
+
+// SigningAlgorithm is a KMS signing algorithm, spelled as KMS spells it.
+type SigningAlgorithm string
+
+const (
+	ECDSASHA256    SigningAlgorithm = "ECDSA_SHA_256"
+	ECDSASHA384    SigningAlgorithm = "ECDSA_SHA_384"
+	RSAPKCS1SHA256 SigningAlgorithm = "RSASSA_PKCS1_V1_5_SHA_256"
+)
+
+// Key states the custody acts on (KMS has more; they are left alone).
+const (
+	StateEnabled         = "Enabled"
+	StateDisabled        = "Disabled"
+	StatePendingDeletion = "PendingDeletion"
+)
+
+// MaxRawMessage is the largest message KMS signs with MessageType RAW.
+const MaxRawMessage = 4096
+
+// KMS's bounds on the ScheduleKeyDeletion window, in days.
+const (
+	MinDeletionWindow = 7
+	MaxDeletionWindow = 30
+)
+
+// ValidDeletionWindow reports whether days is a window KMS accepts. moto
+// silently ignores a window outside it, so implementations check it
+// themselves.
+func ValidDeletionWindow(days int) bool {
+	return days >= MinDeletionWindow && days <= MaxDeletionWindow
+}
+
+var (
+	// ErrNotFound: no such KMS key.
+	ErrNotFound = errors.New("KMS key not found")
+	// ErrKeyState: the key's state forbids the operation (a disabled or
+	// pending-deletion key cannot sign).
+	ErrKeyState = errors.New("KMS key state forbids the operation")
+	// ErrThrottled: KMS refused the request for its request-rate quota
+	// (ThrottlingException). Worth retrying after a pause; nothing else is.
+	ErrThrottled = errors.New("KMS request throttled")
+)
+
+// KeyInfo describes one KMS key.
+type KeyInfo struct {
+	ID      string // the bare key id (a UUID)
+	ARN     string
+	State   string // Enabled, Disabled, PendingDeletion, ...
+	Created time.Time
+	Spec    KeySpec
+	Tags    map[string]string // filled by ListKeysTagged only
+}
+
+// SignRequest is one kms:Sign call.
+type SignRequest struct {
+	KeyID     string // id or ARN
+	Algorithm SigningAlgorithm
+	Message   []byte
+	// Digest: Message is already the hash (MessageType DIGEST), for
+	// messages above MaxRawMessage. RAW otherwise.
+	Digest bool
+}
+
+// API is the part of KMS the custody uses. Implementations map KMS errors
+// onto ErrNotFound, ErrKeyState and ErrThrottled, and must not retry
+// throttling of Sign themselves (the signer does, within its deadline).
+type API interface {
+	// CreateKey makes an asymmetric SIGN_VERIFY key with the given tags.
+	CreateKey(ctx context.Context, spec KeySpec, description string, tags map[string]string) (KeyInfo, error)
+	// GetPublicKey returns the DER SubjectPublicKeyInfo of the key.
+	GetPublicKey(ctx context.Context, keyID string) ([]byte, error)
+	// Sign returns the signature as KMS gives it: ASN.1 DER for ECDSA,
+	// PKCS #1 v1.5 bytes for RSA.
+	Sign(ctx context.Context, req SignRequest) ([]byte, error)
+	// DescribeKey returns the key's id, ARN, state, spec and creation date.
+	DescribeKey(ctx context.Context, keyID string) (KeyInfo, error)
+	// ListKeysTagged returns every key of the account and Region carrying
+	// tag key=value, in any state, with its tags.
+	ListKeysTagged(ctx context.Context, key, value string) ([]KeyInfo, error)
+	// DisableKey disables the key (a no-op for a disabled one).
+	DisableKey(ctx context.Context, keyID string) error
+	// ScheduleKeyDeletion deletes the key after windowDays (7 to 30).
+	ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays int) error
+}
+
+// specFor is the key spec and signing algorithm of a JWS algorithm.
+func specFor(alg keys.Algorithm) (KeySpec, SigningAlgorithm, error) {
+	switch alg {
+	case keys.ES256:
+		return SpecP256, ECDSASHA256, nil
+	case keys.ES384:
+		return SpecP384, ECDSASHA384, nil
+	case keys.RS256:
+		return SpecRSA2048, RSAPKCS1SHA256, nil
+	}
+	_, err := keys.ParseAlgorithm(string(alg))
+	return "", "", err
+}
+
+// BareKeyID returns the key id of a key ARN
+// (arn:aws:kms:REGION:ACCOUNT:key/ID), and anything else unchanged.
+// moto answers HTTP 500 to DisableKey and ScheduleKeyDeletion given an ARN,
+// and a bare id also compares equal whichever form a record holds.
+func BareKeyID(ref string) string {
+	if strings.HasPrefix(ref, "arn:") {
+		if i := strings.Index(ref, ":key/"); i >= 0 {
+			return ref[i+len(":key/"):]
+		}
+	}
+	return ref
+}
