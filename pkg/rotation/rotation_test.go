@@ -341,3 +341,34 @@ func TestCleanupRestoresDamagedKeySet(t *testing.T) {
 		}
 	}
 }
+
+// A cleanup that read the state before a whole rotation ran, and writes
+// after it, must not take the rotation's new NEXT out of the published set.
+func TestStaleCleanupCannotUndoARotation(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.mustRotate(t, tokenN(1))
+	e.clock.advance(25 * time.Hour)
+	// Make the set change at cleanup time, so that cleanup must write.
+	if _, err := e.jwks.Put(context.Background(), []byte(`{"keys":[]}`), "application/json", "", store.PutCondition{}); err != nil {
+		t.Fatal(err)
+	}
+	raced := false
+	e.jwks.SetHook(func(op string) error {
+		if op == memstore.OpPut && !raced {
+			raced = true
+			e.mustRotate(t, tokenN(2))
+		}
+		return nil
+	})
+	if err := e.rot.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !raced {
+		t.Fatal("the cleanup never wrote")
+	}
+	s := e.state(t).state
+	got := strings.Join(e.published(t), ",")
+	if !strings.Contains(got, s.Current.Kid) || !strings.Contains(got, s.Next.Kid) {
+		t.Fatalf("after the race the set is %s; CURRENT %s and NEXT %s must be in it", got, s.Current.Kid, s.Next.Kid)
+	}
+}

@@ -214,8 +214,7 @@ func (r *Rotator) ensurePending(ctx context.Context, tok string, snap snapshot) 
 		}
 		now = r.now()
 		if err := lifecycle.CheckPromotion(st, r.cfg.Lifecycle, now); err != nil {
-			r.dropStubPending(ctx, tok, snap)
-			return keys.Record{}, err
+			return keys.Record{}, errors.Join(err, r.dropStubPending(ctx, tok, snap))
 		}
 		pending = lifecycle.Promote(st, r.cfg.Lifecycle, now)
 	}
@@ -256,14 +255,17 @@ func (r *Rotator) readyNext(ctx context.Context, tok string, snap snapshot) (lif
 
 // dropStubPending takes AWSPENDING off a value-less version Secrets Manager
 // made under the token, so that a refused rotation leaves no rotation "in
-// progress" that would block the next rotate-secret.
-func (r *Rotator) dropStubPending(ctx context.Context, tok string, snap snapshot) {
+// progress" that would block the next rotate-secret. If that fails the
+// rotation stays in progress, and Secrets Manager's retry refuses (and
+// tries again) or proceeds once the grace has passed.
+func (r *Rotator) dropStubPending(ctx context.Context, tok string, snap snapshot) error {
 	if snap.version(store.StagePending) != tok {
-		return
+		return nil
 	}
 	if err := r.secret.MoveStage(ctx, store.StagePending, "", tok); err != nil {
-		r.log.Warn("could not remove AWSPENDING from the refused rotation's version", "token", tok, "error", err.Error())
+		return fmt.Errorf("remove AWSPENDING from the refused rotation's version: %w", err)
 	}
+	return nil
 }
 
 // ensureNext gives the secret a NEXT key other than the pending one and not

@@ -3,7 +3,6 @@ package memstore_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"jwks-issuer/pkg/store"
@@ -89,14 +88,10 @@ func TestHookCanInterleaveAWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
 	o.SetHook(func(op string) error {
-		if op == memstore.OpPut {
-			once.Do(func() {
-				if _, err := o.Put(ctx, []byte("rival"), "", "", store.PutCondition{}); err != nil {
-					t.Errorf("rival Put: %v", err)
-				}
-			})
+		o.SetHook(nil) // one rival write, whose own Put must not recurse
+		if _, err := o.Put(ctx, []byte("rival"), "", "", store.PutCondition{}); err != nil {
+			t.Errorf("rival Put: %v", err)
 		}
 		return nil
 	})
@@ -127,6 +122,10 @@ func TestSecretsAWSRules(t *testing.T) {
 		{"moving a held label without naming its version", func() error { return s.MoveStage(ctx, store.StageNext, current, "") }},
 		{"removing AWSCURRENT without moving it", func() error { return s.MoveStage(ctx, store.StageCurrent, "", current) }},
 		{"nothing to move to or from", func() error { return s.MoveStage(ctx, store.StageNext, "", "") }},
+		// Atomic, unlike moto, which takes NEXT off v1 before failing.
+		{"moving to a version that does not exist", func() error {
+			return s.MoveStage(ctx, store.StageNext, storetest.NewVersionID(t), v1)
+		}},
 		{"more than 50 tags", func() error {
 			tags := map[string]string{}
 			for i := range 51 {

@@ -76,9 +76,9 @@ func RunObjects(t *testing.T, newObject func(t *testing.T) store.Objects) {
 		{"If-Match with the current ETag succeeds", true,
 			func(etag string) store.PutCondition { return store.PutCondition{IfMatch: etag} }, nil},
 		{"If-Match with a stale ETag is ErrPrecondition", true,
-			func(string) store.PutCondition { return store.PutCondition{IfMatch: `"0123456789abcdef0123456789abcdef"`} }, store.ErrPrecondition},
+			func(string) store.PutCondition { return store.PutCondition{IfMatch: staleETag} }, store.ErrPrecondition},
 		{"If-Match on a missing object is ErrPrecondition", false,
-			func(string) store.PutCondition { return store.PutCondition{IfMatch: `"0123456789abcdef0123456789abcdef"`} }, store.ErrPrecondition},
+			func(string) store.PutCondition { return store.PutCondition{IfMatch: staleETag} }, store.ErrPrecondition},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := fresh(t)
@@ -117,6 +117,9 @@ func RunObjects(t *testing.T, newObject func(t *testing.T) store.Objects) {
 		}
 	})
 }
+
+// staleETag is a well-formed ETag that no object in the suite has.
+const staleETag = `"0123456789abcdef0123456789abcdef"`
 
 func wantObject(t *testing.T, o store.Objects, want store.Object) {
 	t.Helper()

@@ -1,0 +1,159 @@
+package awsstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"jwks-issuer/internal/testenv"
+	"jwks-issuer/pkg/store"
+	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/store/storetest"
+)
+
+// One moto_server serves the whole package: it is the slow part, and every
+// test works on a secret and a bucket of its own.
+var (
+	moto        *testenv.Moto
+	motoMissing error // set when moto_server is not installed
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	moto, err = testenv.StartMotoProcess()
+	switch {
+	case errors.Is(err, testenv.ErrMotoNotFound):
+		motoMissing = err
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if moto != nil {
+		moto.Stop()
+	}
+	os.Exit(code)
+}
+
+// motoConfig points an SDK config at moto explicitly, rather than through
+// the process environment, which parallel tests would share.
+func motoConfig(t *testing.T) aws.Config {
+	t.Helper()
+	if motoMissing != nil {
+		t.Skip(motoMissing)
+	}
+	return aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		BaseEndpoint: aws.String(moto.Endpoint),
+	}
+}
+
+// uniqueName is a lowercase name valid for both a secret and a bucket.
+func uniqueName(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// newSecret creates a secret as an operator would, with SecretString "{}",
+// which gives it one version labelled AWSCURRENT.
+func newSecret(t *testing.T) *awsstore.Secrets {
+	t.Helper()
+	client := awsstore.NewSecretsManagerClient(motoConfig(t))
+	name := uniqueName(t, "jwks-test")
+	_, err := client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name:         &name,
+		SecretString: aws.String(storetest.InitialValue),
+	})
+	if err != nil {
+		t.Fatalf("CreateSecret: %v", err)
+	}
+	return awsstore.NewSecrets(client, name)
+}
+
+func newObject(t *testing.T) *awsstore.Object {
+	t.Helper()
+	client := awsstore.NewS3Client(motoConfig(t))
+	bucket := uniqueName(t, "jwks-test")
+	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatalf("CreateBucket: %v", err)
+	}
+	return awsstore.NewObject(client, bucket, ".well-known/jwks.json")
+}
+
+func TestSecretsContract(t *testing.T) {
+	storetest.RunSecrets(t, func(t *testing.T) store.Secrets { return newSecret(t) })
+}
+
+func TestObjectsContract(t *testing.T) {
+	storetest.RunObjects(t, func(t *testing.T) store.Objects { return newObject(t) })
+}
+
+func TestMissingSecretIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(motoConfig(t)), uniqueName(t, "absent"))
+	if _, err := s.Describe(context.Background()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Describe of a missing secret: err = %v, want ErrNotFound", err)
+	}
+}
+
+// A missing bucket is a configuration error, not an absent key set: the
+// rotator must not go on to create one.
+func TestMissingBucketIsNotNotFound(t *testing.T) {
+	t.Parallel()
+	o := awsstore.NewObject(awsstore.NewS3Client(motoConfig(t)), uniqueName(t, "absent"), "jwks.json")
+	_, err := o.Get(context.Background())
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get from a missing bucket: err = %v, want an error other than ErrNotFound", err)
+	}
+}
+
+// Values that are not UTF-8 go through SecretBinary and come back intact.
+func TestBinarySecretValue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSecret(t)
+	v := storetest.NewVersionID(t)
+	value := []byte{0xff, 0x00, 0xfe}
+	if err := s.PutVersion(ctx, v, value, []string{store.StageNext}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetVersion(ctx, v)
+	if err != nil || string(got) != string(value) {
+		t.Errorf("GetVersion = %x, %v; want %x", got, err, value)
+	}
+}
+
+func TestErrorsDoNotCarrySecretValues(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSecret(t)
+	v := storetest.NewVersionID(t)
+	const first, second = "first-secret-value", "second-secret-value"
+	if err := s.PutVersion(ctx, v, []byte(first), []string{store.StageNext}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.PutVersion(ctx, v, []byte(second), []string{store.StageNext})
+	if !errors.Is(err, store.ErrVersionExists) {
+		t.Fatalf("err = %v, want ErrVersionExists", err)
+	}
+	for _, value := range []string{first, second} {
+		if msg := err.Error(); strings.Contains(msg, value) {
+			t.Errorf("error %q contains a secret value", msg)
+		}
+	}
+}
