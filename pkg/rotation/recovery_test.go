@@ -234,3 +234,42 @@ func TestAbandonedRotationDoesNotBlockTheNext(t *testing.T) {
 		t.Fatalf("AWSCURRENT on %s", got)
 	}
 }
+
+// Once any write of an emergency rollover has revoked a key, the key stays
+// out of the published set, even if the rollover dies there and the operator
+// abandons it.
+func TestEmergencyRevocationSurvivesAnAbandonedRollover(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		for n := 1; n <= 30; n++ {
+			t.Run(fmt.Sprintf("call%d/after=%v", n, after), func(t *testing.T) {
+				c := &crashing{n: n, after: after}
+				tok := tokenN(2)
+				e, crashy := setUp(t, c, tok)
+				_ = e.secret.Tag(context.Background(), map[string]string{TagRollover: RolloverEmergency})
+				c.calls = 0
+				err := crashy.CreateSecret(context.Background(), tok)
+				if err != nil && !errors.Is(err, errDied) {
+					t.Fatal(err)
+				}
+				revoked := e.state(t).state.Revoked
+				if pending, _ := e.rot.record(context.Background(), tok); pending != nil && len(revoked) < len(pending.Revoked) {
+					t.Fatalf("the rollover record revokes %d keys but only %d revocations are tagged", len(pending.Revoked), len(revoked))
+				}
+				// The operator abandons the rollover; the hourly cleanup runs.
+				if e.state(t).meta.Stages[store.StagePending] == tok {
+					if err := e.secret.MoveStage(context.Background(), store.StagePending, "", tok); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := e.rot.Cleanup(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				for kid := range revoked {
+					if contains(e.published(t), kid) {
+						t.Fatalf("revoked key %s published again after the rollover was abandoned", kid)
+					}
+				}
+			})
+		}
+	}
+}

@@ -202,6 +202,12 @@ func (r *Rotator) ensurePending(ctx context.Context, tok string, snap snapshot) 
 		}
 		pending = lifecycle.Rollover(st, r.cfg.Lifecycle, now, fresh)
 		r.log.Warn("emergency rollover: revoking the current and next keys", "kid", fresh.Kid)
+		// The revocations are tagged before the record that carries them is
+		// written: if this rotation dies and is abandoned, the leaked keys
+		// must stay revoked rather than return with the old state.
+		if err := r.tagRevocations(ctx, pending); err != nil {
+			return keys.Record{}, err
+		}
 	case st.Current == nil:
 		// First rotation: nothing can depend on the new key yet, so it
 		// skips the activation grace.

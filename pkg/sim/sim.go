@@ -45,6 +45,8 @@ type Params struct {
 	RotateDuring       float64 // chance of a whole rotation before a cleanup call
 	DuplicateStep      float64 // chance Secrets Manager delivers a step twice
 	VerifySample       int     // check one signature in this many for real
+	// Trace, if set, receives a line per rotation event, to debug a seed.
+	Trace func(string)
 }
 
 // DefaultParams are the deployed defaults with busy, faulty surroundings.
@@ -198,7 +200,14 @@ func (w *World) skew() time.Duration {
 	return time.Duration(w.rng.Int64N(int64(k))) - k/2
 }
 
+func (w *World) trace(format string, args ...any) {
+	if w.p.Trace != nil {
+		w.p.Trace(fmt.Sprintf("+%s ", w.now.Sub(w.start)) + fmt.Sprintf(format, args...))
+	}
+}
+
 func (w *World) problem(format string, args ...any) {
+	w.trace("PROBLEM "+format, args...)
 	if len(w.report.Problems) < 10 {
 		w.report.Problems = append(w.report.Problems, fmt.Sprintf("seed %d at +%s: ", w.p.Seed, w.now.Sub(w.start))+fmt.Sprintf(format, args...))
 	}
@@ -280,6 +289,7 @@ var steps = []string{"createSecret", "setSecret", "testSecret", "finishSecret"}
 
 // rotate does what rotate-secret or the schedule does.
 func (w *World) rotate(kind string) {
+	w.trace("rotate %s", kind)
 	ctx := context.Background()
 	if kind == "emergency" {
 		w.report.Emergencies++
@@ -312,6 +322,7 @@ func (w *World) attempt(tok string) {
 		if err == nil && w.rng.Float64() < w.p.DuplicateStep {
 			err = w.rotator.Handle(ctx, ev)
 		}
+		w.trace("%s %s: %v %s", step, tok[:8], err, w.describe())
 		w.burst()
 		if err == nil {
 			continue
@@ -356,7 +367,35 @@ func (w *World) retryIfPending(tok string) {
 	}
 }
 
+// describe summarises the secret for a trace.
+func (w *World) describe() string {
+	if w.p.Trace == nil {
+		return ""
+	}
+	ctx := context.Background()
+	meta, _ := w.secret.Describe(ctx)
+	var b strings.Builder
+	for _, stage := range []string{store.StageCurrent, store.StagePending, store.StageNext} {
+		v := meta.Stages[stage]
+		kid := "-"
+		if value, err := w.secret.GetVersion(ctx, v); err == nil {
+			if rec, err := keys.ParseRecord(value); err == nil {
+				kid = rec.Kid
+				if len(rec.Revoked) > 0 {
+					kid += fmt.Sprintf("(revokes %d)", len(rec.Revoked))
+				}
+			}
+		}
+		fmt.Fprintf(&b, " %s=%.8s:%s", stage, v, kid)
+	}
+	for k, v := range meta.Tags {
+		fmt.Fprintf(&b, " %s=%.19s", k, v)
+	}
+	return b.String()
+}
+
 func (w *World) abandon(tok string) {
+	w.trace("abandon %s", tok[:8])
 	meta, _ := w.secret.Describe(context.Background())
 	if meta.Stages[store.StagePending] == tok && meta.Stages[store.StageCurrent] != tok {
 		_ = w.secret.MoveStage(context.Background(), store.StagePending, "", tok)
