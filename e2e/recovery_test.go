@@ -16,10 +16,12 @@ import (
 )
 
 // The emergency runbook, through the real binaries: tag the secret, rotate.
-func TestEmergencyRollover(t *testing.T) {
+func TestEmergencyRollover(t *testing.T) { bothCustodies(t, testEmergencyRollover) }
+
+func testEmergencyRollover(t *testing.T, custody string) {
 	env := compressed()
 	env["ACTIVATION_GRACE_SECONDS"], env["JWKS_MAX_AGE_SECONDS"] = "86400", "300"
-	s := newStack(t, env)
+	s := newStack(t, custody, env)
 	c := ctx(t)
 	if err := s.Rotate(c, stack.NewToken()); err != nil {
 		t.Fatal(err)
@@ -105,8 +107,10 @@ func otherKid(t *testing.T, jwks []byte, not string) string {
 
 // A jwks.json deleted, truncated or replaced by a stale copy is restored by
 // the next cleanup, from the secret alone.
-func TestCleanupRestoresTheKeySet(t *testing.T) {
-	s := newStack(t, compressed())
+func TestCleanupRestoresTheKeySet(t *testing.T) { bothCustodies(t, testCleanupRestoresTheKeySet) }
+
+func testCleanupRestoresTheKeySet(t *testing.T, custody string) {
+	s := newStack(t, custody, compressed())
 	c := ctx(t)
 	if err := s.Rotate(c, stack.NewToken()); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,11 @@ import (
 const hotsockPayload = `{"claims":{"aud":"hotsock","channels":{"chat":{"subscribe":true}}},"ttl":30}`
 
 func TestRotationSigningAndVerification(t *testing.T) {
-	s := newStack(t, compressed())
+	bothCustodies(t, testRotationSigningAndVerification)
+}
+
+func testRotationSigningAndVerification(t *testing.T, custody string) {
+	s := newStack(t, custody, compressed())
 	c := ctx(t)
 
 	if _, err := s.Sign(c, hotsockPayload); err == nil || !strings.Contains(err.Error(), "no signing key yet") {
@@ -114,10 +118,12 @@ func TestRotationSigningAndVerification(t *testing.T) {
 	verifyPyJWT(t, jwks, oldToken, newToken)
 }
 
-func TestEarlyRotationIsRefused(t *testing.T) {
+func TestEarlyRotationIsRefused(t *testing.T) { bothCustodies(t, testEarlyRotationIsRefused) }
+
+func testEarlyRotationIsRefused(t *testing.T, custody string) {
 	env := compressed()
 	env["ACTIVATION_GRACE_SECONDS"], env["JWKS_MAX_AGE_SECONDS"] = "3600", "300"
-	s := newStack(t, env)
+	s := newStack(t, custody, env)
 	c := ctx(t)
 	if err := s.Rotate(c, stack.NewToken()); err != nil {
 		t.Fatalf("first rotation skips the grace: %v", err)
@@ -133,9 +139,13 @@ func TestEarlyRotationIsRefused(t *testing.T) {
 }
 
 func TestRetiredKeyLeavesOnlyAfterItsTokensExpire(t *testing.T) {
+	bothCustodies(t, testRetiredKeyLeavesOnlyAfterItsTokensExpire)
+}
+
+func testRetiredKeyLeavesOnlyAfterItsTokensExpire(t *testing.T, custody string) {
 	env := compressed()
 	env["MAX_TOKEN_TTL_SECONDS"] = "2"
-	s := newStack(t, env)
+	s := newStack(t, custody, env)
 	c := ctx(t)
 	if err := s.Rotate(c, stack.NewToken()); err != nil {
 		t.Fatal(err)
@@ -169,8 +179,10 @@ func TestRetiredKeyLeavesOnlyAfterItsTokensExpire(t *testing.T) {
 
 // A secret written by cdk-jwks-rotation is adopted: the signer signs with
 // its key, and rotation carries it on as a retired key.
-func TestAdoptsCDKJWKSRotationSecret(t *testing.T) {
-	s := newStack(t, compressed())
+func TestAdoptsCDKJWKSRotationSecret(t *testing.T) { bothCustodies(t, testAdoptsCDKJWKSRotationSecret) }
+
+func testAdoptsCDKJWKSRotationSecret(t *testing.T, custody string) {
+	s := newStack(t, custody, compressed())
 	c := ctx(t)
 	record, err := os.ReadFile("../pkg/keys/testdata/cdk-jwks-rotation-es256.json")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"jwks-issuer/pkg/envconfig"
+	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store/awsstore"
@@ -29,6 +30,12 @@ func main() {
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
 	jwks := awsstore.NewObject(awsstore.NewS3Client(awsCfg), cfg.Bucket, cfg.Key)
 	var custody rotation.Custody = rotation.LocalCustody{}
+	if cfg.Custody == envconfig.CustodyKMS {
+		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
+		if custody, err = kmscustody.New(kms, cfg.StackTag, cfg.KMSDeletionWindow, time.Now, log); err != nil {
+			lambdainit.Fail(log, "invalid configuration", err)
+		}
+	}
 	rotator, err := rotation.New(rotation.Config{
 		Lifecycle: cfg.Lifecycle,
 		Algorithm: cfg.Algorithm,

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"jwks-issuer/pkg/envconfig"
+	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/token"
@@ -26,6 +27,10 @@ func main() {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-	cache := token.NewKeyCache(token.SecretKeyLoader(secret, nil), cfg.KeyCache, time.Now, log)
+	var kms token.KMSSignerFunc // nil: keys in the secret
+	if cfg.Custody == envconfig.CustodyKMS {
+		kms = kmscustody.SignerFunc(awsstore.NewKMS(awsstore.NewKMSClient(awsCfg)))
+	}
+	cache := token.NewKeyCache(token.SecretKeyLoader(secret, kms), cfg.KeyCache, time.Now, log)
 	lambda.Start(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now))
 }

@@ -37,6 +37,10 @@ type Rotator struct {
 	Custody           Custody
 	Lifecycle         lifecycle.Config
 	KMSDeletionWindow int // days
+	// StackTag is the value of the jwks-issuer:stack tag on the KMS keys
+	// (KMS custody): the template sets the stack name, which its IAM
+	// conditions scope the functions' KMS permissions by.
+	StackTag string
 }
 
 // LoadSigner reads the signer's variables.
@@ -73,6 +77,7 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 			ClockSkew:       r.seconds("CLOCK_SKEW_SECONDS", 60),
 		},
 		KMSDeletionWindow: int(r.integer("KMS_DELETION_WINDOW_DAYS", 30)),
+		StackTag:          r.text("KMS_KEY_TAG", "jwks-issuer"),
 	}
 	alg, err := keys.ParseAlgorithm(r.text("KEY_ALGORITHM", string(keys.ES256)))
 	if err != nil {

@@ -25,10 +25,11 @@ const (
 	TagKid     = "jwks-issuer:kid"
 )
 
-// OrphanAge is how old a key of this stack that the secret does not
-// reference must be before Tidy schedules its deletion. A createSecret makes
-// the key before it writes the record that references it; a younger key may
-// be that one, in flight.
+// OrphanAge is how old a key of this stack that the secret does not mention
+// must be before Tidy schedules its deletion. A createSecret makes the key
+// before it writes the record that references it; a younger key may be that
+// one, in flight. (Retired keys past retention, which the secret does
+// mention, go at once.)
 const OrphanAge = time.Hour
 
 // reuseAge bounds the age of a key NewKey reuses for a retried step. Past
@@ -174,11 +175,13 @@ func (c *Custody) CheckKeys(ctx context.Context, recs ...keys.Record) error {
 }
 
 // Tidy disables the revoked keys at once, and schedules the deletion of
-// every key of this stack that is neither live nor revoked (retired past
-// retention, revoked long enough to have left the record, or orphaned by an
-// abandoned rotation) once it is older than OrphanAge. live and revoked hold
-// ARNs or ids. Errors on one key do not stop the others.
-func (c *Custody) Tidy(ctx context.Context, live, revoked []string) error {
+// every key of this stack that is neither live nor revoked: at once for the
+// dropped ones (retired past retention, as the secret says), and after
+// OrphanAge for the others (a revoked key that has left the record, or an
+// orphan of an abandoned rotation, or an in-flight createSecret's key, which
+// the age protects). live, revoked and dropped hold ARNs or ids. Errors on
+// one key do not stop the others.
+func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) error {
 	ours, err := c.api.ListKeysTagged(ctx, TagStack, c.stack)
 	if err != nil {
 		return fmt.Errorf("list the stack's KMS keys: %w", err)
@@ -187,9 +190,12 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked []string) error {
 	for _, k := range ours {
 		byID[k.ID] = k
 	}
-	keep := map[string]bool{}
+	keep, gone := map[string]bool{}, map[string]bool{}
 	for _, ref := range live {
 		keep[BareKeyID(ref)] = true
+	}
+	for _, ref := range dropped {
+		gone[BareKeyID(ref)] = true
 	}
 	var errs []error
 	for _, ref := range revoked {
@@ -197,9 +203,11 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked []string) error {
 		keep[id] = true // disabled, not deleted, while the record lists it
 		k, ok := byID[id]
 		if !ok { // not tagged as ours (an adopted key?): ask for it directly
-			if k, err = c.api.DescribeKey(ctx, ref); errors.Is(err, ErrNotFound) {
-				continue
-			} else if err != nil {
+			k, err = c.api.DescribeKey(ctx, ref)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted already
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("revoked KMS key %s: %w", ref, err))
 				continue
 			}
@@ -215,7 +223,7 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked []string) error {
 	}
 	cutoff := c.now().Add(-OrphanAge)
 	for _, k := range ours {
-		if keep[k.ID] || k.Created.After(cutoff) || (k.State != StateEnabled && k.State != StateDisabled) {
+		if keep[k.ID] || (!gone[k.ID] && k.Created.After(cutoff)) || (k.State != StateEnabled && k.State != StateDisabled) {
 			continue
 		}
 		if err := c.api.ScheduleKeyDeletion(ctx, k.ID, c.window); err != nil {

@@ -263,9 +263,10 @@ func KeySet(s State, c Config, now time.Time) []keys.JWK {
 }
 
 // ExternalKeys sorts the KMS keys the state references: live ones (they sign,
-// or verify tokens that may still be alive) and revoked ones (to disable at
-// once). A key in neither list is no longer needed.
-func ExternalKeys(s State, c Config, now time.Time) (live, revoked []string) {
+// or verify tokens that may still be alive), revoked ones (to disable at
+// once), and dropped ones (retired entries past retention: no longer
+// published nor needed, to delete).
+func ExternalKeys(s State, c Config, now time.Time) (live, revoked, dropped []string) {
 	gone := s.revoked()
 	for _, v := range gone {
 		if v.kmsKeyID != "" {
@@ -292,7 +293,19 @@ func ExternalKeys(s State, c Config, now time.Time) (live, revoked []string) {
 			add(k.JWK.Kid, k.KMSKeyID)
 		}
 	}
+	for _, r := range []*keys.Record{s.Current, s.Pending} {
+		if r == nil {
+			continue
+		}
+		for _, k := range r.Retired {
+			id := k.KMSKeyID
+			if id != "" && !slices.Contains(live, id) && !slices.Contains(revoked, id) && !slices.Contains(dropped, id) {
+				dropped = append(dropped, id)
+			}
+		}
+	}
 	slices.Sort(live)
 	slices.Sort(revoked)
-	return live, revoked
+	slices.Sort(dropped)
+	return live, revoked, dropped
 }

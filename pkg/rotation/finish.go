@@ -176,8 +176,8 @@ func (r *Rotator) tidy(ctx context.Context, snap snapshot) error {
 	if !ok {
 		return nil
 	}
-	live, revoked := lifecycle.ExternalKeys(snap.state, r.cfg.Lifecycle, r.now())
-	if err := janitor.Tidy(ctx, live, revoked); err != nil {
+	live, revoked, dropped := lifecycle.ExternalKeys(snap.state, r.cfg.Lifecycle, r.now())
+	if err := janitor.Tidy(ctx, live, revoked, dropped); err != nil {
 		return fmt.Errorf("tidy KMS keys: %w", err)
 	}
 	return nil

@@ -32,9 +32,12 @@ type Custody interface {
 
 // KeyJanitor is implemented by a custody whose keys live outside the secret
 // (KMS): it disables revoked keys at once and schedules the deletion of keys
-// it made that the secret no longer references.
+// it made that the secret no longer references. dropped are keys the secret
+// still lists as retired but no longer needs (past retention): unlike a key
+// no record mentions, which may be an in-flight createSecret's, they can go
+// at once.
 type KeyJanitor interface {
-	Tidy(ctx context.Context, live, revoked []string) error
+	Tidy(ctx context.Context, live, revoked, dropped []string) error
 }
 
 // LocalCustody keeps private keys in the secret.

@@ -1,0 +1,202 @@
+package kmscustody_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+
+	"jwks-issuer/internal/testenv"
+	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/token"
+)
+
+// callCounter counts the HTTP requests the SDK sends, per operation. It sits
+// in the Deserialize step, below the retry middleware, so a retried call
+// counts once per attempt.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) install(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("CountCalls",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			c.mu.Lock()
+			c.calls[awsmiddleware.GetOperationName(ctx)]++
+			c.mu.Unlock()
+			return next.HandleDeserialize(ctx, in)
+		}), middleware.After)
+}
+
+func (c *callCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.calls
+	c.calls = map[string]int{}
+	return out
+}
+
+// motoKMS is the AWS adapter over a fresh moto, with its calls counted.
+func motoKMS(t *testing.T) (*awsstore.KMS, *callCounter) {
+	t.Helper()
+	cfg := motoConfig(t, testenv.StartMoto(t))
+	counter := &callCounter{calls: map[string]int{}}
+	cfg.APIOptions = append(cfg.APIOptions, counter.install)
+	return awsstore.NewKMS(awsstore.NewKMSClient(cfg)), counter
+}
+
+// Tokens signed by KMS (moto) through the custody's signer verify with
+// golang-jwt, including the ~1 in 128 whose r or s is short and must be
+// left-padded; each token costs exactly one KMS call.
+func TestKMSTokensVerifyOnMoto(t *testing.T) {
+	ctx := context.Background()
+	api, counter := motoKMS(t)
+	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg    keys.Algorithm
+		tokens int
+	}{{keys.ES256, 2000}, {keys.ES384, 20}, {keys.RS256, 20}} {
+		t.Run(string(tc.alg), func(t *testing.T) {
+			rec, err := c.NewKey(ctx, tc.alg, version(len(tc.alg)+tc.tokens), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CheckKeys(ctx, rec); err != nil {
+				t.Fatal(err)
+			}
+			key, err := c.SigningKey(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counter.take()
+			start := time.Now()
+			var short, verified atomic.Int64
+			signAndVerify(t, key, rec, tc.tokens, &short, &verified)
+			calls := counter.take()
+			if calls["Sign"] != tc.tokens || len(calls) != 1 {
+				t.Errorf("KMS calls for %d tokens: %v, want exactly one Sign per token and nothing else", tc.tokens, calls)
+			}
+			t.Logf("%s: %d tokens signed by moto KMS and verified by golang-jwt in %s; %d with a short r or s; KMS calls %v",
+				tc.alg, verified.Load(), time.Since(start).Round(time.Millisecond), short.Load(), calls)
+			if verified.Load() != int64(tc.tokens) {
+				t.Errorf("%d of %d tokens verified", verified.Load(), tc.tokens)
+			}
+			if tc.alg == keys.ES256 && short.Load() == 0 {
+				// P(none in 2,000) is about e^-15.6: the padding went untested.
+				t.Error("no signature had a short r or s")
+			}
+		})
+	}
+}
+
+// signAndVerify signs n tokens with a moderate parallelism (moto is a
+// single Python process) and verifies each.
+func signAndVerify(t *testing.T, key *token.Key, rec keys.Record, n int, short, verified *atomic.Int64) {
+	t.Helper()
+	const workers = 8
+	size := rec.Alg.SignatureSize()
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				tok, err := key.SignProbe(context.Background(), map[string]any{"i": i, "exp": time.Now().Add(time.Hour).Unix()})
+				if err != nil {
+					t.Errorf("token %d: %v", i, err)
+					return
+				}
+				verifyJWT(t, tok, rec)
+				verified.Add(1)
+				if size > 0 {
+					sig, err := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+					if err != nil || len(sig) != size {
+						t.Errorf("token %d: signature of %d bytes, want %d", i, len(sig), size)
+						return
+					}
+					if sig[0] == 0 || sig[size/2] == 0 {
+						short.Add(1)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// The adapter's Sign is retried by the SDK for transient failures only:
+// KMS throttling reaches the custody's signer as ErrThrottled after one
+// attempt, so that the two retry loops do not multiply. Other operations
+// keep the SDK's throttling retries (nothing above them retries).
+func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
+	ctx := context.Background()
+	cfg := motoConfig(t, testenv.StartMoto(t))
+	attempts := map[string]*atomic.Int64{"Sign": {}, "DescribeKey": {}}
+	// Answer every attempt of these with KMS's throttling error before it
+	// reaches moto, and count the attempts.
+	cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("Throttle",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				n, ok := attempts[awsmiddleware.GetOperationName(ctx)]
+				if !ok {
+					return next.HandleDeserialize(ctx, in)
+				}
+				n.Add(1)
+				return middleware.DeserializeOutput{}, middleware.Metadata{},
+					&smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded", Fault: smithy.FaultClient}
+			}), middleware.After)
+	})
+	// The SDK's backoff between attempts would slow the test: keep it short.
+	cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(retry.NewStandard(), time.Millisecond) }
+	api := awsstore.NewKMS(awsstore.NewKMSClient(cfg))
+	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.NewKey(ctx, keys.ES256, version(1), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.Sign(ctx, kmscustody.SignRequest{KeyID: rec.KMSKeyID, Algorithm: kmscustody.ECDSASHA256, Message: []byte("x")})
+	if n := attempts["Sign"].Load(); n != 1 || !errors.Is(err, kmscustody.ErrThrottled) {
+		t.Errorf("throttled Sign: %d attempts, err %v; want 1 attempt and ErrThrottled", n, err)
+	}
+	_, err = api.DescribeKey(ctx, rec.KMSKeyID)
+	if n := attempts["DescribeKey"].Load(); n != 3 || !errors.Is(err, kmscustody.ErrThrottled) {
+		t.Errorf("throttled DescribeKey: %d attempts, err %v; want the SDK's 3 and ErrThrottled", n, err)
+	}
+}
+
+// motoConfig is an SDK configuration for moto that reads nothing from the
+// environment or shared files.
+func motoConfig(t *testing.T, m *testenv.Moto) aws.Config {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion("us-east-1"),
+		config.WithBaseEndpoint(m.Endpoint),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		config.WithSharedConfigFiles([]string{}),
+		config.WithSharedCredentialsFiles([]string{}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -1,0 +1,275 @@
+package memstore
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"jwks-issuer/pkg/kmscustody"
+)
+
+// Operation names of KMS passed to a Hook.
+const (
+	OpCreateKey           = "CreateKey"
+	OpGetPublicKey        = "GetPublicKey"
+	OpSign                = "Sign"
+	OpDescribeKey         = "DescribeKey"
+	OpListKeysTagged      = "ListKeysTagged"
+	OpDisableKey          = "DisableKey"
+	OpScheduleKeyDeletion = "ScheduleKeyDeletion"
+)
+
+// kmsARNPrefix is the ARN of the twin's keys without the key id.
+const kmsARNPrefix = "arn:aws:kms:us-east-1:000000000000:key/"
+
+// KMS is an in-memory KMS with real asymmetric keys. Unlike moto it honours
+// key states as AWS does: a disabled or pending-deletion key neither signs
+// nor gives its public key, and a pending-deletion key cannot be disabled or
+// scheduled again. It signs DIGEST messages correctly and refuses RAW ones
+// over 4,096 bytes. The zero value is not usable; call NewKMS.
+type KMS struct {
+	hooked
+
+	now  func() time.Time
+	mu   sync.Mutex
+	keys map[string]*kmsKey // by bare key id
+	ids  []string           // creation order, for a stable listing
+}
+
+type kmsKey struct {
+	info kmscustody.KeyInfo
+	tags map[string]string
+	priv crypto.Signer
+}
+
+var _ kmscustody.API = (*KMS)(nil)
+
+// NewKMS returns a KMS without keys whose clock (creation dates) is now;
+// nil means time.Now.
+func NewKMS(now func() time.Time) *KMS {
+	if now == nil {
+		now = time.Now
+	}
+	return &KMS{now: now, keys: map[string]*kmsKey{}}
+}
+
+// CreateKey makes a key of spec with real key material.
+func (k *KMS) CreateKey(ctx context.Context, spec kmscustody.KeySpec, description string, tags map[string]string) (kmscustody.KeyInfo, error) {
+	if err := k.runHook(OpCreateKey); err != nil {
+		return kmscustody.KeyInfo{}, err
+	}
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch spec {
+	case kmscustody.SpecP256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case kmscustody.SpecP384:
+		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case kmscustody.SpecRSA2048:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return kmscustody.KeyInfo{}, fmt.Errorf("create key: key spec %q is not supported for SIGN_VERIFY here", spec)
+	}
+	if err != nil {
+		return kmscustody.KeyInfo{}, fmt.Errorf("create key: %w", err)
+	}
+	if len(tags) > maxTags {
+		return kmscustody.KeyInfo{}, fmt.Errorf("create key: %d tags, at most %d", len(tags), maxTags)
+	}
+	for key, value := range tags {
+		if key == "" || len(key) > maxTagKeyLen || len(value) > maxTagValueLen || strings.HasPrefix(key, "aws:") {
+			return kmscustody.KeyInfo{}, fmt.Errorf("create key: invalid tag %q=%q", key, value)
+		}
+	}
+	id := newUUID()
+	key := &kmsKey{
+		info: kmscustody.KeyInfo{
+			ID:      id,
+			ARN:     kmsARNPrefix + id,
+			State:   kmscustody.StateEnabled,
+			Created: k.now(),
+			Spec:    spec,
+		},
+		tags: maps.Clone(tags),
+		priv: priv,
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[id] = key
+	k.ids = append(k.ids, id)
+	return key.info, nil
+}
+
+// GetPublicKey returns the DER SubjectPublicKeyInfo of an enabled key.
+func (k *KMS) GetPublicKey(ctx context.Context, keyID string) ([]byte, error) {
+	if err := k.runHook(OpGetPublicKey); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.usable(keyID, "get public key")
+	if err != nil {
+		return nil, err
+	}
+	return x509.MarshalPKIXPublicKey(key.priv.Public())
+}
+
+// Sign signs with an enabled key, as KMS does: RAW messages of at most
+// 4,096 bytes are hashed, DIGEST ones must be a digest of the algorithm's
+// size, and the algorithm must fit the key.
+func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, error) {
+	if err := k.runHook(OpSign); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	key, err := k.usable(req.KeyID, "sign")
+	k.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var hash crypto.Hash
+	switch {
+	case req.Algorithm == kmscustody.ECDSASHA256 && key.info.Spec == kmscustody.SpecP256,
+		req.Algorithm == kmscustody.RSAPKCS1SHA256 && key.info.Spec == kmscustody.SpecRSA2048:
+		hash = crypto.SHA256
+	case req.Algorithm == kmscustody.ECDSASHA384 && key.info.Spec == kmscustody.SpecP384:
+		hash = crypto.SHA384
+	default:
+		return nil, fmt.Errorf("sign with KMS key %s: algorithm %s does not fit key spec %s", req.KeyID, req.Algorithm, key.info.Spec)
+	}
+	digest := req.Message
+	if req.Digest {
+		if len(digest) != hash.Size() {
+			return nil, fmt.Errorf("sign with KMS key %s: digest is %d bytes, %s needs %d", req.KeyID, len(digest), req.Algorithm, hash.Size())
+		}
+	} else {
+		if n := len(req.Message); n == 0 || n > kmscustody.MaxRawMessage {
+			return nil, fmt.Errorf("sign with KMS key %s: RAW message is %d bytes, must be 1 to %d", req.KeyID, n, kmscustody.MaxRawMessage)
+		}
+		h := hash.New()
+		h.Write(req.Message)
+		digest = h.Sum(nil)
+	}
+	switch priv := key.priv.(type) {
+	case *ecdsa.PrivateKey:
+		return ecdsa.SignASN1(rand.Reader, priv, digest)
+	case *rsa.PrivateKey:
+		return rsa.SignPKCS1v15(nil, priv, hash, digest)
+	}
+	return nil, fmt.Errorf("sign with KMS key %s: unsupported key type %T", req.KeyID, key.priv)
+}
+
+// DescribeKey returns the key's metadata, in any state.
+func (k *KMS) DescribeKey(ctx context.Context, keyID string) (kmscustody.KeyInfo, error) {
+	if err := k.runHook(OpDescribeKey); err != nil {
+		return kmscustody.KeyInfo{}, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "describe key")
+	if err != nil {
+		return kmscustody.KeyInfo{}, err
+	}
+	return key.info, nil
+}
+
+// ListKeysTagged returns the keys carrying tagKey=tagValue, oldest first.
+func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]kmscustody.KeyInfo, error) {
+	if err := k.runHook(OpListKeysTagged); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []kmscustody.KeyInfo
+	for _, id := range k.ids {
+		key := k.keys[id]
+		if v, ok := key.tags[tagKey]; ok && v == tagValue {
+			info := key.info
+			info.Tags = maps.Clone(key.tags)
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// DisableKey disables an enabled key; a disabled one stays so.
+func (k *KMS) DisableKey(ctx context.Context, keyID string) error {
+	if err := k.runHook(OpDisableKey); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "disable key")
+	if err != nil {
+		return err
+	}
+	if key.info.State == kmscustody.StatePendingDeletion {
+		return fmt.Errorf("disable key %s: %w: it is pending deletion", keyID, kmscustody.ErrKeyState)
+	}
+	key.info.State = kmscustody.StateDisabled
+	return nil
+}
+
+// ScheduleKeyDeletion puts the key in PendingDeletion. The window must be
+// 7 to 30 days; a key already pending deletion is refused, as by AWS.
+func (k *KMS) ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays int) error {
+	if err := k.runHook(OpScheduleKeyDeletion); err != nil {
+		return err
+	}
+	if !kmscustody.ValidDeletionWindow(windowDays) {
+		return fmt.Errorf("schedule key deletion %s: window of %d days is outside %d to %d",
+			keyID, windowDays, kmscustody.MinDeletionWindow, kmscustody.MaxDeletionWindow)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "schedule key deletion")
+	if err != nil {
+		return err
+	}
+	if key.info.State == kmscustody.StatePendingDeletion {
+		return fmt.Errorf("schedule key deletion %s: %w: it is already pending deletion", keyID, kmscustody.ErrKeyState)
+	}
+	key.info.State = kmscustody.StatePendingDeletion
+	return nil
+}
+
+// lookup finds a key by id or ARN. Callers hold k.mu.
+func (k *KMS) lookup(keyID, op string) (*kmsKey, error) {
+	key, ok := k.keys[kmscustody.BareKeyID(keyID)]
+	if !ok {
+		return nil, fmt.Errorf("%s %s: %w", op, keyID, kmscustody.ErrNotFound)
+	}
+	return key, nil
+}
+
+// usable finds an enabled key. Callers hold k.mu.
+func (k *KMS) usable(keyID, op string) (*kmsKey, error) {
+	key, err := k.lookup(keyID, op)
+	if err != nil {
+		return nil, err
+	}
+	if key.info.State != kmscustody.StateEnabled {
+		return nil, fmt.Errorf("%s %s: %w: it is %s", op, keyID, kmscustody.ErrKeyState, key.info.State)
+	}
+	return key, nil
+}
+
+// newUUID returns a random (version 4) UUID, the form of KMS key ids.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,126 @@
+package memstore_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"testing"
+
+	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store/memstore"
+	"jwks-issuer/pkg/store/storetest"
+)
+
+func TestKMSContract(t *testing.T) {
+	storetest.RunKMS(t, func(*testing.T) kmscustody.API { return memstore.NewKMS(nil) })
+}
+
+// The twin refuses what AWS refuses and moto allows: signing with a disabled
+// or pending-deletion key, disabling or rescheduling a pending-deletion key,
+// RAW messages over 4,096 bytes. And it signs DIGEST messages correctly.
+func TestKMSAWSRules(t *testing.T) {
+	ctx := context.Background()
+	k := memstore.NewKMS(nil)
+	create := func() kmscustody.KeyInfo {
+		info, err := k.CreateKey(ctx, kmscustody.SpecP256, "", map[string]string{"t": "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	sign := func(id string, msg []byte, digest bool) ([]byte, error) {
+		return k.Sign(ctx, kmscustody.SignRequest{KeyID: id, Algorithm: kmscustody.ECDSASHA256, Message: msg, Digest: digest})
+	}
+
+	disabled, pending := create(), create()
+	if err := k.DisableKey(ctx, disabled.ARN); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.ScheduleKeyDeletion(ctx, pending.ARN, 7); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []kmscustody.KeyInfo{disabled, pending} {
+		if _, err := sign(key.ID, []byte("x"), false); !errors.Is(err, kmscustody.ErrKeyState) {
+			t.Errorf("Sign with a %s key: err = %v, want ErrKeyState", key.State, err)
+		}
+		if _, err := k.GetPublicKey(ctx, key.ID); !errors.Is(err, kmscustody.ErrKeyState) {
+			t.Errorf("GetPublicKey of a disabled or pending key: err = %v, want ErrKeyState", err)
+		}
+	}
+	if err := k.DisableKey(ctx, pending.ID); !errors.Is(err, kmscustody.ErrKeyState) {
+		t.Errorf("DisableKey of a pending-deletion key: err = %v, want ErrKeyState", err)
+	}
+	if err := k.ScheduleKeyDeletion(ctx, pending.ID, 7); !errors.Is(err, kmscustody.ErrKeyState) {
+		t.Errorf("ScheduleKeyDeletion twice: err = %v, want ErrKeyState", err)
+	}
+
+	key := create()
+	if _, err := sign(key.ID, []byte(strings.Repeat("a", kmscustody.MaxRawMessage+1)), false); err == nil {
+		t.Error("Sign of a RAW message over 4096 bytes: err = nil, want an error")
+	}
+	if _, err := k.Sign(ctx, kmscustody.SignRequest{KeyID: key.ID, Algorithm: kmscustody.ECDSASHA384, Message: []byte("x")}); err == nil {
+		t.Error("Sign with an algorithm that does not fit the key: err = nil, want an error")
+	}
+	digest := sha256.Sum256([]byte("message"))
+	sig, err := sign(key.ID, digest[:], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := k.GetPublicKey(ctx, key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest[:], sig) {
+		t.Error("DIGEST signature does not verify over the digest (the twin must not hash it again, as moto does)")
+	}
+	if _, err := sign(key.ID, digest[:5], true); err == nil {
+		t.Error("Sign of a DIGEST of the wrong size: err = nil, want an error")
+	}
+}
+
+func TestKMSHookFailsEachOperation(t *testing.T) {
+	ctx := context.Background()
+	k := memstore.NewKMS(nil)
+	key, err := k.CreateKey(ctx, kmscustody.SpecP256, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []struct {
+		op   string
+		call func() error
+	}{
+		{memstore.OpCreateKey, func() error { _, err := k.CreateKey(ctx, kmscustody.SpecP256, "", nil); return err }},
+		{memstore.OpGetPublicKey, func() error { _, err := k.GetPublicKey(ctx, key.ID); return err }},
+		{memstore.OpSign, func() error {
+			_, err := k.Sign(ctx, kmscustody.SignRequest{KeyID: key.ID, Algorithm: kmscustody.ECDSASHA256, Message: []byte("x")})
+			return err
+		}},
+		{memstore.OpDescribeKey, func() error { _, err := k.DescribeKey(ctx, key.ID); return err }},
+		{memstore.OpListKeysTagged, func() error { _, err := k.ListKeysTagged(ctx, "a", "b"); return err }},
+		{memstore.OpDisableKey, func() error { return k.DisableKey(ctx, key.ID) }},
+		{memstore.OpScheduleKeyDeletion, func() error { return k.ScheduleKeyDeletion(ctx, key.ID, 7) }},
+	}
+	var seen []string
+	k.SetHook(func(op string) error { seen = append(seen, op); return errInjected })
+	for _, c := range ops {
+		if err := c.call(); !errors.Is(err, errInjected) {
+			t.Errorf("%s: err = %v, want the injected error", c.op, err)
+		}
+	}
+	for i, c := range ops {
+		if i >= len(seen) || seen[i] != c.op {
+			t.Fatalf("hook saw %v, want the operations in call order", seen)
+		}
+	}
+	k.SetHook(nil)
+	if info, err := k.DescribeKey(ctx, key.ID); err != nil || info.State != kmscustody.StateEnabled {
+		t.Errorf("after failed operations the key is %+v, %v; want it Enabled", info, err)
+	}
+}
