@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -183,74 +182,3 @@ func (r *Rotator) tidy(ctx context.Context, snap snapshot) error {
 	return nil
 }
 
-// ErrConflict: the key set kept changing under this writer.
-var ErrConflict = errors.New("the published key set kept changing during the write")
-
-// publish writes the key set of the current state. Every writer reads the
-// object's ETag before the state, and writes only if the ETag is unchanged,
-// so a writer holding an older state can never overwrite the set of a newer
-// one; on a conflict it reads both again. After a write it records the first
-// publication of the keys that lacked one.
-func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
-	for attempt := 1; ; attempt++ {
-		obj, err := r.jwks.Get(ctx)
-		missing := errors.Is(err, store.ErrNotFound)
-		if err != nil && !missing {
-			return snapshot{}, fmt.Errorf("publish jwks: read: %w", err)
-		}
-		snap, err := r.load(ctx)
-		if err != nil {
-			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
-		}
-		set := keySet(snap, r.cfg, r.now())
-		body := keys.MarshalSet(set)
-		cacheControl := fmt.Sprintf("public, max-age=%d", int64(r.cfg.Lifecycle.JWKSMaxAge/time.Second))
-		if missing || string(obj.Body) != string(body) || obj.CacheControl != cacheControl || obj.ContentType != "application/json" {
-			cond := store.PutCondition{IfMatch: obj.ETag, IfNoneMatch: missing}
-			_, err = r.jwks.Put(ctx, body, "application/json", cacheControl, cond)
-			if errors.Is(err, store.ErrPrecondition) {
-				if attempt < r.cfg.PublishAttempts {
-					r.log.Info("jwks changed during publish; recomputing", "attempt", attempt)
-					continue
-				}
-				return snapshot{}, fmt.Errorf("publish jwks: %w after %d attempts", ErrConflict, attempt)
-			}
-			if err != nil {
-				return snapshot{}, fmt.Errorf("publish jwks: write: %w", err)
-			}
-			r.log.Info("jwks published", "kids", kids(set))
-		}
-		if err := r.recordPublication(ctx, snap, set); err != nil {
-			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
-		}
-		return snap, nil
-	}
-}
-
-// recordPublication tags the first publication of published keys that have
-// none recorded, with a time taken after the write succeeded.
-func (r *Rotator) recordPublication(ctx context.Context, snap snapshot, set []keys.JWK) error {
-	st := snap.state
-	tags := map[string]string{}
-	at := timeTag(r.now())
-	for _, rec := range []*keys.Record{st.Next, st.Pending} {
-		if rec == nil || rec.PublishedAt != nil {
-			continue
-		}
-		if _, ok := st.Published[rec.Kid]; ok {
-			continue
-		}
-		for _, k := range set {
-			if k.Kid == rec.Kid {
-				tags[tagPublished+rec.Kid] = at
-			}
-		}
-	}
-	if len(tags) == 0 {
-		return nil
-	}
-	if err := r.secret.Tag(ctx, tags); err != nil {
-		return fmt.Errorf("record publication: %w", err)
-	}
-	return nil
-}
