@@ -181,4 +181,3 @@ func (r *Rotator) tidy(ctx context.Context, snap snapshot) error {
 	}
 	return nil
 }
-
