@@ -15,6 +15,7 @@ import (
 	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/store/s3store"
 )
 
 func main() {
@@ -28,7 +29,7 @@ func main() {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-	jwks := awsstore.NewObject(awsstore.NewS3Client(awsCfg), cfg.Bucket, cfg.Key)
+	jwks := s3store.NewObject(s3store.NewClient(awsCfg), cfg.Bucket, cfg.Key)
 	var custody rotation.Custody = rotation.LocalCustody{}
 	if cfg.Custody == envconfig.CustodyKMS {
 		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))

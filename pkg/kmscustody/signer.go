@@ -40,6 +40,11 @@ func NewSigner(api API, keyID string, alg keys.Algorithm) *Signer {
 }
 
 // SignerFunc gives the signer of a KMS-held key, for token.KeyFromRecord.
+// MaxInFlight lets a batch keep this many Sign calls outstanding: with
+// ~15 ms per call, 4 in flight signs a 1,000-item batch in about 4 s, within
+// the function's timeout, at ~270 calls/s, under the 300/s ECC default quota.
+func (s *Signer) MaxInFlight() int { return 4 }
+
 func SignerFunc(api API) token.KMSSignerFunc {
 	return func(keyID string, alg keys.Algorithm) token.Signer { return NewSigner(api, keyID, alg) }
 }

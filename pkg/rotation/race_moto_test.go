@@ -20,6 +20,7 @@ import (
 	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/store/s3store"
 )
 
 type syncBuffer struct {
@@ -55,7 +56,7 @@ func TestCleanupRacingRotationAgainstMoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := awsstore.NewSecrets(sm, aws.ToString(sec.ARN))
-	jwks := awsstore.NewObject(s3c, "race", ".well-known/jwks.json")
+	jwks := s3store.NewObject(s3c, "race", ".well-known/jwks.json")
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	newRotator := func() *rotation.Rotator {

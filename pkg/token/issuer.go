@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -20,85 +21,270 @@ type Issuer struct {
 	}
 	maxTTL time.Duration
 	now    func() time.Time
-	random io.Reader
+	random io.Reader // for jti; nil: crypto/rand
 }
 
 // NewIssuer issues tokens living at most maxTTL (T) with keys from cache.
 func NewIssuer(cache *KeyCache, maxTTL time.Duration, now func() time.Time) *Issuer {
-	return &Issuer{keys: cache, maxTTL: maxTTL, now: now, random: rand.Reader}
+	return &Issuer{keys: cache, maxTTL: maxTTL, now: now} // random: crypto/rand
 }
 
-// Invoke is the Lambda entry point: invoke JSON in, {"token":"..."} out.
+// Invoke is the Lambda entry point: a request in, {"token":"..."} out; or
+// {"batch":[request, ...]} in, {"tokens":["...", ...]} out, in order.
 func (i *Issuer) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := ParseRequest(payload)
+	req, batch, err := parsePayload(payload)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := i.Issue(ctx, req)
+	if batch != nil {
+		return i.invokeBatch(ctx, batch)
+	}
+	// The claims are assembled on the stack and encoded straight into the
+	// response: one allocation for the answer, none for the claims.
+	var scratch [512]byte
+	body, err := i.claimsBody(scratch[:0], &req, i.now().Unix())
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(tok)+12)
+	key, err := i.keys.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(`{"token":""}`)+key.tokenLen(len(body)))
 	out = append(out, `{"token":"`...)
-	out = append(out, tok...)
+	if out, err = key.appendToken(ctx, out, body); err != nil {
+		return nil, err
+	}
 	return append(out, `"}`...), nil
 }
 
-// Issue signs one token. The claims map is modified.
+// Issue signs one token.
 func (i *Issuer) Issue(ctx context.Context, req Request) (string, error) {
-	now := i.now().Unix()
-	limit := int64(i.maxTTL / time.Second)
-	claims := req.Claims
-	switch {
-	case req.TTL > limit:
-		return "", badRequest("ttl is %d, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", req.TTL, limit)
-	case req.TTL > 0:
-		claims["exp"] = strconv.AppendInt(nil, now+req.TTL, 10)
-	case claims["exp"] != nil:
-		exp, err := strconv.ParseFloat(string(claims["exp"]), 64)
-		if err != nil {
-			return "", badRequest("claims.exp must be a number of seconds since the epoch, got %s", kind(claims["exp"]))
-		}
-		if exp > float64(now+limit) {
-			return "", badRequest("claims.exp is %d seconds from now, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", int64(exp)-now, limit)
-		}
-	default:
-		claims["exp"] = strconv.AppendInt(nil, now+limit, 10)
-	}
-	if req.SetIat {
-		claims["iat"] = strconv.AppendInt(nil, now, 10)
-	}
-	if req.SetJti {
-		jti, err := uuidV4(i.random)
-		if err != nil {
-			return "", err
-		}
-		claims["jti"] = jti
-	}
-	body, err := json.Marshal(claims)
+	body, err := i.claimsBody(nil, &req, i.now().Unix())
 	if err != nil {
-		return "", badRequest("claims: %v", err)
+		return "", err
 	}
 	key, err := i.keys.Key(ctx)
 	if err != nil {
 		return "", err
 	}
-	return key.sign(ctx, body)
+	tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(body))), body)
+	return string(tok), err
+}
+
+// claimsBody appends the claims req signs at time now: the caller's claims
+// with exp, iat and jti set by the rules of the request.
+func (i *Issuer) claimsBody(dst []byte, req *Request, now int64) ([]byte, error) {
+	exp, setExp, err := i.expiry(req, now)
+	if err != nil {
+		return nil, err
+	}
+	return i.appendClaims(dst, req, now, exp, setExp)
+}
+
+// expiry checks req's lifetime against the limit T at time now: the exp to
+// set, or none (setExp false) when the caller's own is kept.
+func (i *Issuer) expiry(req *Request, now int64) (exp int64, setExp bool, err error) {
+	limit := int64(i.maxTTL / time.Second)
+	switch {
+	case req.TTL > limit:
+		return 0, false, badRequest("%s is %d, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", req.at.field("ttl"), req.TTL, limit)
+	case req.TTL > 0:
+		return now + req.TTL, true, nil
+	case req.exp != nil:
+		v, err := strconv.ParseFloat(string(req.exp), 64)
+		if err != nil {
+			return 0, false, badRequest("%s must be a number of seconds since the epoch, got %s", req.at.field("claims.exp"), kind(req.exp))
+		}
+		if v > float64(now+limit) {
+			return 0, false, badRequest("%s is %d seconds from now, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", req.at.field("claims.exp"), int64(v)-now, limit)
+		}
+		return 0, false, nil
+	}
+	return now + limit, true, nil
+}
+
+// appendClaims appends req's claims with exp (if setExp), iat and jti.
+func (i *Issuer) appendClaims(dst []byte, req *Request, now, exp int64, setExp bool) ([]byte, error) {
+	claims := req.claims
+	if len(claims) < 2 {
+		claims = []byte("{}") // a zero Request
+	}
+	dst = append(dst, claims[:len(claims)-1]...)
+	more := len(claims) > 2
+	if setExp {
+		dst = appendName(dst, more, `"exp":`)
+		dst = strconv.AppendInt(dst, exp, 10)
+		more = true
+	}
+	if req.SetIat {
+		dst = appendName(dst, more, `"iat":`)
+		dst = strconv.AppendInt(dst, now, 10)
+		more = true
+	}
+	if req.SetJti {
+		dst = appendName(dst, more, `"jti":`)
+		var err error
+		if dst, err = appendUUID(dst, i.random); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// maxAdded bounds what appendClaims adds to a request's claims.
+const maxAdded = len(`,"exp":-9223372036854775808,"iat":-9223372036854775808,"jti":"01234567-0123-0123-0123-0123456789ab"`)
+
+func appendName(dst []byte, comma bool, name string) []byte {
+	if comma {
+		dst = append(dst, ',')
+	}
+	return append(dst, name...)
+}
+
+// invokeBatch validates every item first (a bad item fails the call before
+// anything is signed), then signs them all with one key: in turn when the
+// signature is computed here, with bounded concurrency when it is a round
+// trip (RemoteSigner).
+func (i *Issuer) invokeBatch(ctx context.Context, reqs []Request) ([]byte, error) {
+	now := i.now().Unix()
+	for n := range reqs {
+		if _, _, err := i.expiry(&reqs[n], now); err != nil {
+			return nil, err
+		}
+	}
+	key, err := i.keys.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := len(`{"tokens":[]}`)
+	for n := range reqs {
+		size += key.tokenLen(len(reqs[n].claims)+maxAdded) + len(`"",`)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"tokens":[`...)
+	if workers := min(key.maxInFlight(), len(reqs)); workers > 1 {
+		toks, err := i.signConcurrently(ctx, key, reqs, now, workers)
+		if err != nil {
+			return nil, err
+		}
+		for n, tok := range toks {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, '"')
+			out = append(out, tok...)
+			out = append(out, '"')
+		}
+		return append(out, "]}"...), nil
+	}
+	// In turn, each item's claims assembled on the stack and its token
+	// encoded straight into the answer.
+	var scratch [512]byte
+	for n := range reqs {
+		exp, setExp, _ := i.expiry(&reqs[n], now) // checked above
+		body, err := i.appendClaims(scratch[:0], &reqs[n], now, exp, setExp)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		if out, err = key.appendToken(ctx, out, body); err != nil {
+			return nil, fmt.Errorf("batch[%d]: %w", n, err)
+		}
+		out = append(out, '"')
+	}
+	return append(out, "]}"...), nil
+}
+
+// signConcurrently signs the tokens of reqs with at most workers Sign
+// calls in flight. The first failure cancels the calls not yet made.
+func (i *Issuer) signConcurrently(ctx context.Context, key *Key, reqs []Request, now int64, workers int) ([][]byte, error) {
+	n := len(reqs)
+	bodies := make([][]byte, n)
+	for idx := range reqs {
+		exp, setExp, _ := i.expiry(&reqs[idx], now) // checked by the caller
+		var err error
+		if bodies[idx], err = i.appendClaims(nil, &reqs[idx], now, exp, setExp); err != nil {
+			return nil, err
+		}
+	}
+	body := func(idx int) []byte { return bodies[idx] }
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	toks := make([][]byte, n)
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error // the failure that cancelled the rest
+	)
+	for range workers {
+		wg.Go(func() {
+			for idx := range next {
+				tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(body(idx)))), body(idx))
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("batch[%d]: %w", idx, err)
+					}
+					mu.Unlock()
+					cancel()
+					continue
+				}
+				toks[idx] = tok
+			}
+		})
+	}
+feed:
+	for idx := range n {
+		select {
+		case next <- idx:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	for idx, tok := range toks {
+		if tok == nil { // the caller's context ended before it was signed
+			return nil, fmt.Errorf("batch[%d]: not signed: %w", idx, context.Cause(ctx))
+		}
+	}
+	return toks, nil
+}
+
+// appendToken appends header.claims.signature.
+func (k *Key) appendToken(ctx context.Context, dst, claims []byte) ([]byte, error) {
+	enc := base64.RawURLEncoding
+	start := len(dst)
+	dst = append(dst, k.prefix...)
+	dst = enc.AppendEncode(dst, claims)
+	// Capped: a signer cannot write into the rest of the buffer.
+	sig, err := k.signer.Sign(ctx, dst[start:len(dst):len(dst)])
+	if err != nil {
+		return nil, fmt.Errorf("sign with key %s: %w", k.Kid, err)
+	}
+	dst = append(dst, '.')
+	return enc.AppendEncode(dst, sig), nil
+}
+
+// tokenLen is an upper bound of the length of a token of claimsLen bytes
+// of claims.
+func (k *Key) tokenLen(claimsLen int) int {
+	enc := base64.RawURLEncoding
+	return len(k.prefix) + enc.EncodedLen(claimsLen) + 1 + enc.EncodedLen(k.sigLen)
 }
 
 // sign assembles header.claims.signature.
 func (k *Key) sign(ctx context.Context, claims []byte) (string, error) {
-	enc := base64.RawURLEncoding
-	buf := make([]byte, 0, len(k.prefix)+enc.EncodedLen(len(claims))+1+enc.EncodedLen(512))
-	buf = append(buf, k.prefix...)
-	buf = enc.AppendEncode(buf, claims)
-	sig, err := k.signer.Sign(ctx, buf)
-	if err != nil {
-		return "", fmt.Errorf("sign with key %s: %w", k.Kid, err)
-	}
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	tok, err := k.appendToken(ctx, make([]byte, 0, k.tokenLen(len(claims))), claims)
+	return string(tok), err
 }
 
 // SignProbe signs claims with key k as the issuer would (the rotator's
@@ -111,24 +297,30 @@ func (k *Key) SignProbe(ctx context.Context, claims map[string]any) (string, err
 	return k.sign(ctx, body)
 }
 
-// uuidV4 returns a random RFC 9562 version 4 UUID as a JSON string.
-func uuidV4(r io.Reader) (json.RawMessage, error) {
+// appendUUID appends a random RFC 9562 version 4 UUID as a JSON string,
+// from r, or from crypto/rand when r is nil.
+func appendUUID(dst []byte, r io.Reader) ([]byte, error) {
 	var u [16]byte
-	if _, err := io.ReadFull(r, u[:]); err != nil {
-		return nil, fmt.Errorf("jti: %w", err)
+	if r == nil {
+		rand.Read(u[:]) // never fails, and u stays on the stack
+	} else {
+		b := make([]byte, len(u))
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("jti: %w", err)
+		}
+		copy(u[:], b)
 	}
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	out := make([]byte, 0, 38)
-	out = append(out, '"')
-	out = hex.AppendEncode(out, u[0:4])
-	out = append(out, '-')
-	out = hex.AppendEncode(out, u[4:6])
-	out = append(out, '-')
-	out = hex.AppendEncode(out, u[6:8])
-	out = append(out, '-')
-	out = hex.AppendEncode(out, u[8:10])
-	out = append(out, '-')
-	out = hex.AppendEncode(out, u[10:])
-	return append(out, '"'), nil
+	dst = append(dst, '"')
+	dst = hex.AppendEncode(dst, u[0:4])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, u[4:6])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, u[6:8])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, u[8:10])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, u[10:])
+	return append(dst, '"'), nil
 }

@@ -21,6 +21,11 @@ type Key struct {
 	signer Signer
 	// prefix is base64url(header) + ".", the start of every signing input.
 	prefix []byte
+	// sigLen bounds the length of a signature, for sizing buffers.
+	sigLen int
+	// inFlight is how many Sign calls a batch may have outstanding: 1 for
+	// a signer computing here, RemoteSigner's bound for a round trip.
+	inFlight int
 }
 
 // NewKey prepares a key for signing.
@@ -31,8 +36,18 @@ func NewKey(kid string, alg keys.Algorithm, signer Signer) *Key {
 		Typ string `json:"typ"`
 	}{string(alg), kid, "JWT"})
 	prefix := base64.RawURLEncoding.AppendEncode(nil, header)
-	return &Key{Kid: kid, Alg: alg, signer: signer, prefix: append(prefix, '.')}
+	k := &Key{Kid: kid, Alg: alg, signer: signer, prefix: append(prefix, '.'),
+		sigLen: alg.SignatureSize(), inFlight: 1}
+	if k.sigLen == 0 {
+		k.sigLen = 512 // RSA up to 4096 bits
+	}
+	if r, ok := signer.(RemoteSigner); ok {
+		k.inFlight = max(1, r.MaxInFlight())
+	}
+	return k
 }
+
+func (k *Key) maxInFlight() int { return k.inFlight }
 
 // KMSSignerFunc makes a signer for a key kept in KMS; nil when the signer
 // runs without KMS custody.

@@ -18,6 +18,7 @@ import (
 	"jwks-issuer/internal/testenv"
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/store/s3store"
 	"jwks-issuer/pkg/store/storetest"
 )
 
@@ -85,14 +86,14 @@ func newSecret(t *testing.T) *awsstore.Secrets {
 	return awsstore.NewSecrets(client, name)
 }
 
-func newObject(t *testing.T) *awsstore.Object {
+func newObject(t *testing.T) *s3store.Object {
 	t.Helper()
-	client := awsstore.NewS3Client(motoConfig(t))
+	client := s3store.NewClient(motoConfig(t))
 	bucket := uniqueName(t, "jwks-test")
 	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 		t.Fatalf("CreateBucket: %v", err)
 	}
-	return awsstore.NewObject(client, bucket, ".well-known/jwks.json")
+	return s3store.NewObject(client, bucket, ".well-known/jwks.json")
 }
 
 func TestSecretsContract(t *testing.T) {
@@ -115,7 +116,7 @@ func TestMissingSecretIsNotFound(t *testing.T) {
 // rotator must not go on to create one.
 func TestMissingBucketIsNotNotFound(t *testing.T) {
 	t.Parallel()
-	o := awsstore.NewObject(awsstore.NewS3Client(motoConfig(t)), uniqueName(t, "absent"), "jwks.json")
+	o := s3store.NewObject(s3store.NewClient(motoConfig(t)), uniqueName(t, "absent"), "jwks.json")
 	_, err := o.Get(context.Background())
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get from a missing bucket: err = %v, want an error other than ErrNotFound", err)

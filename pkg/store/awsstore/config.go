@@ -5,11 +5,9 @@ package awsstore
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
@@ -29,22 +27,4 @@ func LoadConfig(ctx context.Context) (aws.Config, error) {
 // SDK's default retryer.
 func NewSecretsManagerClient(cfg aws.Config) *secretsmanager.Client {
 	return secretsmanager.NewFromConfig(cfg)
-}
-
-// NewS3Client returns an S3 client for cfg. With a custom endpoint it uses
-// path-style addressing: an emulator such as moto_server cannot serve
-// virtual-hosted bucket names under its own host name. Against AWS itself
-// the SDK's default (virtual-hosted) is kept.
-func NewS3Client(cfg aws.Config) *s3.Client {
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if hasCustomEndpoint(cfg) {
-			o.UsePathStyle = true
-		}
-	})
-}
-
-func hasCustomEndpoint(cfg aws.Config) bool {
-	return cfg.BaseEndpoint != nil ||
-		os.Getenv("AWS_ENDPOINT_URL") != "" ||
-		os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 }

@@ -10,6 +10,7 @@ import (
 
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
+	"jwks-issuer/pkg/store/s3store"
 	"jwks-issuer/pkg/store/storetest"
 )
 
@@ -38,7 +39,7 @@ func TestNewS3ClientPathStyle(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			if got := awsstore.NewS3Client(c.cfg).Options().UsePathStyle; got != c.want {
+			if got := s3store.NewClient(c.cfg).Options().UsePathStyle; got != c.want {
 				t.Errorf("UsePathStyle = %v, want %v", got, c.want)
 			}
 		})
@@ -71,7 +72,7 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	if _, value, err := s.GetStage(ctx, store.StageCurrent); err != nil || string(value) != storetest.InitialValue {
 		t.Errorf("GetStage through the loaded config = %q, %v", value, err)
 	}
-	if !awsstore.NewS3Client(loaded).Options().UsePathStyle {
+	if !s3store.NewClient(loaded).Options().UsePathStyle {
 		t.Error("S3 client from the loaded config is not path-style")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"jwks-issuer/pkg/kmscustody"
+
+	"jwks-issuer/pkg/store/internal/awserr"
 )
 
 // KMS is the part of AWS KMS the custody uses (kmscustody.API).
@@ -104,7 +106,7 @@ func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]km
 		for _, entry := range page.Keys {
 			id := aws.ToString(entry.KeyId)
 			tags, err := k.tags(ctx, id)
-			if errors.Is(err, kmscustody.ErrNotFound) || errorCode(err) == "AccessDeniedException" {
+			if errors.Is(err, kmscustody.ErrNotFound) || awserr.Code(err) == "AccessDeniedException" {
 				// Deleted since the listing, or a key this role may not read
 				// (tag-scoped IAM): either way not one of ours to manage.
 				continue
@@ -196,11 +198,11 @@ func mapKMSError(err error) error {
 	)
 	switch {
 	case isThrottle(err):
-		return as(kmscustody.ErrThrottled, err)
+		return awserr.As(kmscustody.ErrThrottled, err)
 	case errors.As(err, &notFound):
-		return as(kmscustody.ErrNotFound, err)
+		return awserr.As(kmscustody.ErrNotFound, err)
 	case errors.As(err, &disabled), errors.As(err, &invalid):
-		return as(kmscustody.ErrKeyState, err)
+		return awserr.As(kmscustody.ErrKeyState, err)
 	}
 	return err
 }
@@ -209,7 +211,7 @@ func mapKMSError(err error) error {
 // exceeded. (Its LimitExceededException is a resource quota, such as keys
 // per account, that no retry fixes.)
 func isThrottle(err error) bool {
-	return errorCode(err) == "ThrottlingException"
+	return awserr.Code(err) == "ThrottlingException"
 }
 
 // withoutThrottleRetries makes the client's retryer pass throttling errors

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"jwks-issuer/pkg/store"
+	"jwks-issuer/pkg/store/internal/awserr"
 )
 
 // Secrets is one Secrets Manager secret. Errors name the secret, the version
@@ -115,7 +116,7 @@ func (s *Secrets) PutVersion(ctx context.Context, versionID string, value []byte
 	if _, err := s.client.PutSecretValue(ctx, in); err != nil {
 		var exists *types.ResourceExistsException
 		if errors.As(err, &exists) {
-			err = as(store.ErrVersionExists, err)
+			err = awserr.As(store.ErrVersionExists, err)
 		}
 		return fmt.Errorf("put secret %s version %s: %w", s.id, versionID, mapNotFound(err))
 	}
@@ -174,7 +175,7 @@ func (s *Secrets) Untag(ctx context.Context, keys []string) error {
 func mapNotFound(err error) error {
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
-		return as(store.ErrNotFound, err)
+		return awserr.As(store.ErrNotFound, err)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package awsstore
+package s3store
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"jwks-issuer/pkg/store"
+	"jwks-issuer/pkg/store/internal/awserr"
 )
 
 // Object is one S3 object.
@@ -32,7 +33,7 @@ func (o *Object) Get(ctx context.Context) (store.Object, error) {
 	out, err := o.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key})
 	if err != nil {
 		if isMissingKey(err) {
-			err = as(store.ErrNotFound, err)
+			err = awserr.As(store.ErrNotFound, err)
 		}
 		return store.Object{}, fmt.Errorf("get s3://%s/%s: %w", o.bucket, o.key, err)
 	}
@@ -71,7 +72,7 @@ func (o *Object) Put(ctx context.Context, body []byte, contentType, cacheControl
 	out, err := o.client.PutObject(ctx, in)
 	if err != nil {
 		if lostRace(err, cond) {
-			err = as(store.ErrPrecondition, err)
+			err = awserr.As(store.ErrPrecondition, err)
 		}
 		return "", fmt.Errorf("put s3://%s/%s: %w", o.bucket, o.key, err)
 	}
@@ -81,13 +82,13 @@ func (o *Object) Put(ctx context.Context, body []byte, contentType, cacheControl
 // isMissingKey reports whether err says the key does not exist. A missing
 // bucket is a configuration error, not an absent object, so it is kept apart.
 func isMissingKey(err error) bool {
-	switch errorCode(err) {
+	switch awserr.Code(err) {
 	case "NoSuchKey":
 		return true
 	case "NoSuchBucket":
 		return false
 	}
-	return httpStatus(err) == http.StatusNotFound
+	return awserr.HTTPStatus(err) == http.StatusNotFound
 }
 
 // lostRace reports whether a conditional put failed because its condition
@@ -98,13 +99,13 @@ func lostRace(err error, cond store.PutCondition) bool {
 	if cond == (store.PutCondition{}) {
 		return false
 	}
-	switch httpStatus(err) {
+	switch awserr.HTTPStatus(err) {
 	case http.StatusPreconditionFailed, http.StatusConflict:
 		return true
 	case http.StatusNotFound:
 		return cond.IfMatch != "" && isMissingKey(err)
 	}
-	return errorCode(err) == "PreconditionFailed" || errorCode(err) == "ConditionalRequestConflict"
+	return awserr.Code(err) == "PreconditionFailed" || awserr.Code(err) == "ConditionalRequestConflict"
 }
 
 func nonEmpty(s string) *string {

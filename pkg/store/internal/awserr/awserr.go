@@ -1,4 +1,5 @@
-package awsstore
+// Package awserr classifies AWS SDK errors for the store adapters.
+package awserr
 
 import (
 	"errors"
@@ -8,9 +9,9 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// errorCode is the AWS error code of err ("NoSuchKey", "PreconditionFailed"),
+// Code is the AWS error code of err ("NoSuchKey", "PreconditionFailed"),
 // or "" if err is not an API error.
-func errorCode(err error) string {
+func Code(err error) string {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.ErrorCode()
@@ -18,10 +19,10 @@ func errorCode(err error) string {
 	return ""
 }
 
-// httpStatus is the HTTP status of the response that produced err, or 0.
+// HTTPStatus is the HTTP status of the response that produced err, or 0.
 // S3 answers some errors (such as a HEAD-style 404) without a body, so the
 // status is sometimes all there is to classify them by.
-func httpStatus(err error) int {
+func HTTPStatus(err error) int {
 	var respErr *smithyhttp.ResponseError
 	if errors.As(err, &respErr) && respErr.Response != nil {
 		return respErr.HTTPStatusCode()
@@ -29,8 +30,8 @@ func httpStatus(err error) int {
 	return 0
 }
 
-// as wraps err so that errors.Is(result, sentinel) holds while the AWS error
+// As wraps err so that errors.Is(result, sentinel) holds while the AWS error
 // (request id, message) stays in the chain for logs.
-func as(sentinel, err error) error {
+func As(sentinel, err error) error {
 	return fmt.Errorf("%w: %w", sentinel, err)
 }

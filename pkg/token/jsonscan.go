@@ -1,0 +1,371 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// A small validating JSON scanner for the request. encoding/json into
+// map[string]json.RawMessage and back costs more than the rest of the
+// request put together, silently lets a later duplicate member win, and
+// sorts the claims; the scanner below validates the syntax (RFC 8259: the
+// same grammar encoding/json accepts), keeps the claims in the caller's
+// order, compacts them, and finds duplicate names at any depth.
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+// syntaxError is invalid JSON at byte offset off.
+type syntaxError struct {
+	off int
+	msg string
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// scanner reads one JSON text held in data.
+type scanner struct {
+	data []byte
+	off  int
+	// spaced is set when whitespace was skipped inside a value, so that a
+	// value already compact can be copied as is.
+	spaced bool
+	// unique makes a member name given twice in one object an error
+	// (*duplicate).
+	unique bool
+}
+
+func (s *scanner) fail(msg string) error { return &syntaxError{off: s.off, msg: msg} }
+
+func (s *scanner) ws() {
+	for s.off < len(s.data) && isSpace(s.data[s.off]) {
+		s.off++
+		s.spaced = true
+	}
+}
+
+// expect consumes c after optional whitespace.
+func (s *scanner) expect(c byte) error {
+	s.ws()
+	if s.off >= len(s.data) {
+		return s.fail("unexpected end of JSON")
+	}
+	if s.data[s.off] != c {
+		return s.fail(fmt.Sprintf("expected %q, found %q", c, s.data[s.off]))
+	}
+	s.off++
+	return nil
+}
+
+// peek returns the next non-space byte (0 at the end) without consuming it.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.off >= len(s.data) {
+		return 0
+	}
+	return s.data[s.off]
+}
+
+// str consumes a string and returns it with its quotes, and whether it
+// holds an escape. The payload as a whole was checked to be UTF-8.
+func (s *scanner) str() (raw []byte, escaped bool, err error) {
+	s.ws()
+	start := s.off
+	if s.off >= len(s.data) || s.data[s.off] != '"' {
+		return nil, false, s.fail("expected a string")
+	}
+	s.off++
+	for s.off < len(s.data) {
+		c := s.data[s.off]
+		switch {
+		case c == '"':
+			s.off++
+			return s.data[start:s.off], escaped, nil
+		case c == '\\':
+			escaped = true
+			if s.off+1 >= len(s.data) {
+				return nil, false, s.fail("unexpected end of JSON in a string")
+			}
+			switch s.data[s.off+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.off += 2
+			case 'u':
+				if s.off+6 > len(s.data) {
+					return nil, false, s.fail("unexpected end of JSON in a string")
+				}
+				for _, h := range s.data[s.off+2 : s.off+6] {
+					if !isHex(h) {
+						return nil, false, s.fail("invalid \\u escape")
+					}
+				}
+				s.off += 6
+			default:
+				return nil, false, s.fail("invalid escape")
+			}
+		case c < 0x20:
+			return nil, false, s.fail("control character in a string")
+		default:
+			s.off++
+		}
+	}
+	return nil, false, s.fail("unexpected end of JSON in a string")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// number consumes -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	d := s.data
+	i := s.off
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && '1' <= d[i] && d[i] <= '9':
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	default:
+		s.off = i
+		return s.fail("invalid number")
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || !isDigit(d[i]) {
+			s.off = i
+			return s.fail("invalid number")
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || !isDigit(d[i]) {
+			s.off = i
+			return s.fail("invalid number")
+		}
+		for i < len(d) && isDigit(d[i]) {
+			i++
+		}
+	}
+	s.off = i
+	return nil
+}
+
+func (s *scanner) literal(lit string) error {
+	if !bytes.HasPrefix(s.data[s.off:], []byte(lit)) {
+		return s.fail("invalid literal")
+	}
+	s.off += len(lit)
+	return nil
+}
+
+// value consumes one value and returns its bytes (without the whitespace
+// around it).
+func (s *scanner) value(depth int) ([]byte, error) {
+	s.ws()
+	start := s.off
+	if s.off >= len(s.data) {
+		return nil, s.fail("unexpected end of JSON")
+	}
+	var err error
+	switch c := s.data[s.off]; {
+	case c == '"':
+		_, _, err = s.str()
+	case c == '{' || c == '[':
+		err = s.container(depth + 1)
+	case c == '-' || isDigit(c):
+		err = s.number()
+	case c == 't':
+		err = s.literal("true")
+	case c == 'f':
+		err = s.literal("false")
+	case c == 'n':
+		err = s.literal("null")
+	default:
+		err = s.fail(fmt.Sprintf("invalid character %q looking for a value", c))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.data[start:s.off], nil
+}
+
+// container consumes an object or an array.
+func (s *scanner) container(depth int) error {
+	if depth > maxDepth {
+		return s.fail(fmt.Sprintf("nested deeper than %d levels", maxDepth))
+	}
+	open := s.data[s.off]
+	s.off++
+	close := byte(']')
+	if open == '{' {
+		close = '}'
+	}
+	if s.peek() == close {
+		s.off++
+		return nil
+	}
+	var names *nameSet
+	if s.unique && open == '{' {
+		names = new(nameSet) // stays on the stack
+	}
+	for i := 0; ; i++ {
+		var name []byte
+		if open == '{' {
+			raw, esc, err := s.str()
+			if err != nil {
+				return err
+			}
+			if names != nil {
+				name = decodeName(raw, esc)
+				if !names.add(name) {
+					return &duplicate{name: bytes.Clone(name)}
+				}
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+		}
+		if _, err := s.value(depth); err != nil {
+			if d, ok := err.(*duplicate); ok {
+				if open == '{' {
+					d.path = append(d.path, "."+string(name))
+				} else {
+					d.path = append(d.path, "["+strconv.Itoa(i)+"]")
+				}
+			}
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.off++
+		case close:
+			s.off++
+			return nil
+		case 0:
+			return s.fail("unexpected end of JSON")
+		default:
+			return s.fail(fmt.Sprintf("expected ',' or %q", close))
+		}
+	}
+}
+
+func (s *scanner) end() error {
+	s.ws()
+	if s.off != len(s.data) {
+		return s.fail("data after the JSON value")
+	}
+	return nil
+}
+
+// decodeName returns the unquoted name; escapes are rare in names and take
+// the slow road, so that "\u0065xp" is known to be "exp".
+func decodeName(raw []byte, escaped bool) []byte {
+	if !escaped {
+		return raw[1 : len(raw)-1]
+	}
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return raw // cannot happen: the scanner validated raw
+	}
+	return []byte(name)
+}
+
+// appendCompact appends the validated value v without insignificant
+// whitespace.
+func appendCompact(dst, v []byte) []byte {
+	inString := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				dst = append(dst, c, v[i+1])
+				i++
+				continue
+			}
+			if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case isSpace(c):
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// nameSet finds a repeated name among an object's members: a linear search
+// for the few members claims usually have, a map past that.
+type nameSet struct {
+	few  [8][]byte
+	n    int
+	many map[string]struct{}
+}
+
+// add reports false if name was already added.
+func (ns *nameSet) add(name []byte) bool {
+	if ns.many != nil {
+		if _, dup := ns.many[string(name)]; dup {
+			return false
+		}
+		ns.many[string(name)] = struct{}{}
+		return true
+	}
+	for _, seen := range ns.few[:ns.n] {
+		if bytes.Equal(seen, name) {
+			return false
+		}
+	}
+	if ns.n < len(ns.few) {
+		ns.few[ns.n] = name
+		ns.n++
+		return true
+	}
+	ns.many = make(map[string]struct{}, 2*len(ns.few))
+	for _, seen := range ns.few[:ns.n] {
+		ns.many[string(seen)] = struct{}{}
+	}
+	ns.many[string(name)] = struct{}{}
+	return true
+}
+
+// duplicate is a member name found twice in one object, and the path from
+// the claims object to that object, innermost first; it is built while the
+// error unwinds, so that the walk itself allocates nothing.
+type duplicate struct {
+	name []byte
+	path []string
+}
+
+func (d *duplicate) Error() string { return "duplicate member " + strconv.Quote(string(d.name)) }
+
+// duplicateError explains d, found in the claims of the request at.
+func duplicateError(at where, d *duplicate) error {
+	p := at.field("claims")
+	for i := len(d.path) - 1; i >= 0; i-- {
+		p += d.path[i]
+	}
+	n := string(d.name)
+	if len(n) > 64 {
+		n = n[:64] + "..."
+	}
+	return badRequest("%s names the member %q more than once: claims that can be read two ways are refused", p, n)
+}
