@@ -46,16 +46,17 @@ type Rotator struct {
 // LoadSigner reads the signer's variables.
 func LoadSigner(getenv func(string) string) (Signer, error) {
 	r := reader{getenv: getenv}
+	d := lifecycle.Defaults()
 	cfg := Signer{
 		SecretID:    r.required("SECRET_ID"),
-		MaxTokenTTL: r.seconds("MAX_TOKEN_TTL_SECONDS", 3600),
-		KeyCache:    r.seconds("KEY_CACHE_SECONDS", 60),
+		MaxTokenTTL: r.seconds("MAX_TOKEN_TTL_SECONDS", d.MaxTokenTTL),
+		KeyCache:    r.seconds("KEY_CACHE_SECONDS", d.KeyCacheMaxAge),
 		Custody:     r.custody(),
 	}
 	if r.err == nil && cfg.MaxTokenTTL < time.Second {
 		r.fail("MAX_TOKEN_TTL_SECONDS is %d, must be at least 1", int64(cfg.MaxTokenTTL/time.Second))
 	}
-	r.seconds("CLOCK_SKEW_SECONDS", 60) // validated here too: both functions share it
+	r.seconds("CLOCK_SKEW_SECONDS", d.ClockSkew) // validated here too: both functions share it
 	return cfg, r.err
 }
 
@@ -63,18 +64,19 @@ func LoadSigner(getenv func(string) string) (Signer, error) {
 // breaks an invariant.
 func LoadRotator(getenv func(string) string) (Rotator, error) {
 	r := reader{getenv: getenv}
+	d := lifecycle.Defaults()
 	cfg := Rotator{
 		SecretID: r.required("SECRET_ID"),
 		Bucket:   r.required("JWKS_BUCKET"),
 		Key:      r.text("JWKS_KEY", ".well-known/jwks.json"),
 		Custody:  r.custody(),
 		Lifecycle: lifecycle.Config{
-			MaxTokenTTL:     r.seconds("MAX_TOKEN_TTL_SECONDS", 3600),
-			KeyCacheMaxAge:  r.seconds("KEY_CACHE_SECONDS", 60),
-			JWKSMaxAge:      r.seconds("JWKS_MAX_AGE_SECONDS", 300),
-			ActivationGrace: r.seconds("ACTIVATION_GRACE_SECONDS", 86400),
-			RetirementGrace: r.seconds("RETIREMENT_GRACE_SECONDS", 3600),
-			ClockSkew:       r.seconds("CLOCK_SKEW_SECONDS", 60),
+			MaxTokenTTL:     r.seconds("MAX_TOKEN_TTL_SECONDS", d.MaxTokenTTL),
+			KeyCacheMaxAge:  r.seconds("KEY_CACHE_SECONDS", d.KeyCacheMaxAge),
+			JWKSMaxAge:      r.seconds("JWKS_MAX_AGE_SECONDS", d.JWKSMaxAge),
+			ActivationGrace: r.seconds("ACTIVATION_GRACE_SECONDS", d.ActivationGrace),
+			RetirementGrace: r.seconds("RETIREMENT_GRACE_SECONDS", d.RetirementGrace),
+			ClockSkew:       r.seconds("CLOCK_SKEW_SECONDS", d.ClockSkew),
 		},
 		KMSDeletionWindow: int(r.integer("KMS_DELETION_WINDOW_DAYS", 30)),
 		StackTag:          r.text("KMS_KEY_TAG", "jwks-issuer"),
@@ -136,8 +138,8 @@ func (r *reader) integer(name string, def int64) int64 {
 	return n
 }
 
-func (r *reader) seconds(name string, def int64) time.Duration {
-	n := r.integer(name, def)
+func (r *reader) seconds(name string, def time.Duration) time.Duration {
+	n := r.integer(name, int64(def/time.Second))
 	if n > int64(100*365*24*3600) {
 		r.fail("%s is %d, must be at most 100 years in seconds", name, n)
 	}

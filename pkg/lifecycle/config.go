@@ -18,6 +18,18 @@ type Config struct {
 	ClockSkew       time.Duration // k: verifiers' clock-skew allowance
 }
 
+// Defaults is DESIGN.md's default configuration, as deployed.
+func Defaults() Config {
+	return Config{
+		MaxTokenTTL:     time.Hour,
+		KeyCacheMaxAge:  time.Minute,
+		JWKSMaxAge:      5 * time.Minute,
+		ActivationGrace: 24 * time.Hour,
+		RetirementGrace: time.Hour,
+		ClockSkew:       time.Minute,
+	}
+}
+
 // Validate refuses a configuration that would break an invariant, naming the
 // variables involved.
 func (c Config) Validate() error {

@@ -10,16 +10,7 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func cfg() Config {
-	return Config{
-		MaxTokenTTL:     time.Hour,
-		KeyCacheMaxAge:  time.Minute,
-		JWKSMaxAge:      5 * time.Minute,
-		ActivationGrace: 24 * time.Hour,
-		RetirementGrace: time.Hour,
-		ClockSkew:       time.Minute,
-	}
-}
+func cfg() Config { return Defaults() }
 
 func record(t *testing.T) *keys.Record {
 	t.Helper()

@@ -24,16 +24,7 @@ func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func quiet() *slog.Logger                { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 func tokenN(n int) string                { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
-func testConfig() lifecycle.Config {
-	return lifecycle.Config{
-		MaxTokenTTL:     time.Hour,
-		KeyCacheMaxAge:  time.Minute,
-		JWKSMaxAge:      5 * time.Minute,
-		ActivationGrace: 24 * time.Hour,
-		RetirementGrace: time.Hour,
-		ClockSkew:       time.Minute,
-	}
-}
+func testConfig() lifecycle.Config       { return lifecycle.Defaults() }
 
 type env struct {
 	secret *memstore.Secrets

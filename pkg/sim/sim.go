@@ -52,16 +52,9 @@ type Params struct {
 // DefaultParams are the deployed defaults with busy, faulty surroundings.
 func DefaultParams(seed uint64, duration time.Duration) Params {
 	return Params{
-		Seed:     seed,
-		Duration: duration,
-		Config: lifecycle.Config{
-			MaxTokenTTL:     time.Hour,
-			KeyCacheMaxAge:  time.Minute,
-			JWKSMaxAge:      5 * time.Minute,
-			ActivationGrace: 24 * time.Hour,
-			RetirementGrace: time.Hour,
-			ClockSkew:       time.Minute,
-		},
+		Seed:               seed,
+		Duration:           duration,
+		Config:             lifecycle.Defaults(),
 		RotationEvery:      30 * 24 * time.Hour,
 		ManualPerYear:      12,
 		EmergenciesPerYear: 2,
