@@ -34,6 +34,10 @@ type PromotionRefused struct {
 }
 
 func (e *PromotionRefused) Error() string {
+	if e.Kid == "" {
+		return "rotation refused: there is no usable NEXT key (missing or revoked); " +
+			"a new one is made and published, and rotation may proceed once the activation grace has passed"
+	}
 	if e.PublishedAt.IsZero() {
 		return fmt.Sprintf("rotation refused: NEXT key %s has not been published yet; it was published now "+
 			"and rotation may proceed once the activation grace has passed", e.Kid)
@@ -58,7 +62,7 @@ func (s State) publishedAt(r *keys.Record) (time.Time, bool) {
 // must have been published for the activation grace, measured from its first
 // publication (a key can be written and then wait days to be published).
 func CheckPromotion(s State, c Config, now time.Time) error {
-	if s.Next == nil {
+	if s.Next == nil || s.IsRevoked(s.Next.Kid) {
 		return &PromotionRefused{}
 	}
 	published, ok := s.publishedAt(s.Next)
@@ -139,6 +143,22 @@ func (s State) revoked() map[string]revocation {
 	return out
 }
 
+// labelled tells whether AWSCURRENT, AWSPENDING or NEXT holds the key.
+func (s State) labelled(kid string) bool {
+	for _, r := range []*keys.Record{s.Current, s.Pending, s.Next} {
+		if r != nil && r.Kid == kid {
+			return true
+		}
+	}
+	return false
+}
+
+// IsRevoked tells whether any record or tag of the state revokes the key.
+func (s State) IsRevoked(kid string) bool {
+	_, ok := s.revoked()[kid]
+	return ok
+}
+
 func (s State) keyOf(kid string) (keys.JWK, string) {
 	for _, r := range []*keys.Record{s.Current, s.Pending, s.Next} {
 		if r != nil && r.Kid == kid {
@@ -148,13 +168,13 @@ func (s State) keyOf(kid string) (keys.JWK, string) {
 	return keys.JWK{Kid: kid}, ""
 }
 
-// revokedHistory is the revocation list a new record carries: revocations
-// are kept for the retention time, after which no token they could
-// have signed is alive and no record still holds the key.
+// revokedHistory is the revocation list a new record carries. A revocation
+// is kept while a label still points at the key and for the retention time
+// after, when no token the key could have signed is alive.
 func (s State) revokedHistory(c Config, now time.Time, revoked map[string]revocation) []keys.RevokedKey {
 	var out []keys.RevokedKey
-	for _, v := range revoked {
-		if now.Before(v.at.Add(c.Retention())) {
+	for kid, v := range revoked {
+		if now.Before(v.at.Add(c.Retention())) || s.labelled(kid) {
 			out = append(out, keys.RevokedKey{JWK: v.jwk, KMSKeyID: v.kmsKeyID, RevokedAt: v.at})
 		}
 	}

@@ -273,3 +273,36 @@ func TestEmergencyRevocationSurvivesAnAbandonedRollover(t *testing.T) {
 		}
 	}
 }
+
+// An emergency rollover whose first attempt died after tagging its
+// revocations, retried later than the retention time: the revoked NEXT is
+// replaced, not promoted by the next rotation (simulation seed 2).
+func TestRolloverRetriedAfterRetentionReplacesRevokedNext(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.mustRotate(t, tokenN(1))
+	e.clock.advance(25 * time.Hour)
+	before := e.state(t).state
+	leaked, next := before.Current.Kid, before.Next.Kid
+	ctx := context.Background()
+	_ = e.secret.Tag(ctx, map[string]string{
+		TagRollover:         RolloverEmergency,
+		tagRevoked + leaked: timeTag(e.clock.t),
+		tagRevoked + next:   timeTag(e.clock.t),
+	})
+	e.clock.advance(36 * time.Hour)
+	e.mustRotate(t, tokenN(2))
+	after := e.state(t).state
+	if after.Next.Kid == next || after.Current.Kid == next {
+		t.Fatalf("the revoked NEXT %s is still in line to sign", next)
+	}
+	if !revokedIn(*after.Current, leaked) || !revokedIn(*after.Current, next) {
+		t.Fatalf("the rollover record does not carry the revocations: %+v", after.Current.Revoked)
+	}
+	e.clock.advance(25 * time.Hour)
+	e.mustRotate(t, tokenN(3))
+	for _, kid := range []string{leaked, next} {
+		if contains(e.published(t), kid) {
+			t.Fatalf("revoked key %s published", kid)
+		}
+	}
+}

@@ -248,7 +248,7 @@ func (r *Rotator) ensurePending(ctx context.Context, tok string, snap snapshot) 
 // one proceed.
 func (r *Rotator) readyNext(ctx context.Context, tok string, snap snapshot) (lifecycle.State, error) {
 	st := snap.state
-	if st.Next == nil {
+	if st.Next == nil || st.IsRevoked(st.Next.Kid) {
 		if err := r.putNext(ctx, derivedVersion(tok, "standby"), snap.version(store.StageNext)); err != nil {
 			return st, err
 		}
@@ -285,7 +285,7 @@ func (r *Rotator) ensureNext(ctx context.Context, tok string, pending keys.Recor
 		return err
 	}
 	next := snap.state.Next
-	if next != nil && next.Kid != pending.Kid && !revokedIn(pending, next.Kid) {
+	if next != nil && next.Kid != pending.Kid && !revokedIn(pending, next.Kid) && !snap.state.IsRevoked(next.Kid) {
 		return nil
 	}
 	return r.putNext(ctx, derivedVersion(tok, "next"), snap.version(store.StageNext))
