@@ -13,11 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
+	"jwks-issuer/internal/stack"
 	"jwks-issuer/internal/testenv"
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/kmscustody"
@@ -54,7 +53,7 @@ func (c *callCounter) take() map[string]int {
 // motoKMS is the AWS adapter over a fresh moto, with its calls counted.
 func motoKMS(t *testing.T) (*awsstore.KMS, *callCounter) {
 	t.Helper()
-	cfg := motoConfig(t, testenv.StartMoto(t))
+	cfg := stack.Config(testenv.StartMoto(t))
 	counter := &callCounter{calls: map[string]int{}}
 	cfg.APIOptions = append(cfg.APIOptions, counter.install)
 	return awsstore.NewKMS(awsstore.NewKMSClient(cfg)), counter
@@ -147,7 +146,7 @@ func signAndVerify(t *testing.T, key *token.Key, rec keys.Record, n int, short, 
 // keep the SDK's throttling retries (nothing above them retries).
 func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
 	ctx := context.Background()
-	cfg := motoConfig(t, testenv.StartMoto(t))
+	cfg := stack.Config(testenv.StartMoto(t))
 	attempts := map[string]*atomic.Int64{"Sign": {}, "DescribeKey": {}}
 	// Answer every attempt of these with KMS's throttling error before it
 	// reaches moto, and count the attempts.
@@ -182,21 +181,4 @@ func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
 	if n := attempts["DescribeKey"].Load(); n != 3 || !errors.Is(err, kmscustody.ErrThrottled) {
 		t.Errorf("throttled DescribeKey: %d attempts, err %v; want the SDK's 3 and ErrThrottled", n, err)
 	}
-}
-
-// motoConfig is an SDK configuration for moto that reads nothing from the
-// environment or shared files.
-func motoConfig(t *testing.T, m *testenv.Moto) aws.Config {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("us-east-1"),
-		config.WithBaseEndpoint(m.Endpoint),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
-		config.WithSharedConfigFiles([]string{}),
-		config.WithSharedCredentialsFiles([]string{}),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }

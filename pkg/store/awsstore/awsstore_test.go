@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"jwks-issuer/internal/stack"
 	"jwks-issuer/internal/testenv"
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
@@ -24,25 +24,16 @@ import (
 
 // One moto_server serves the whole package: it is the slow part, and every
 // test works on a secret and a bucket of its own.
-var (
-	moto        *testenv.Moto
-	motoMissing error // set when moto_server is not installed
-)
+var moto *testenv.Moto
 
 func TestMain(m *testing.M) {
 	var err error
-	moto, err = testenv.StartMotoProcess()
-	switch {
-	case errors.Is(err, testenv.ErrMotoNotFound):
-		motoMissing = err
-	case err != nil:
-		fmt.Fprintln(os.Stderr, err)
+	if moto, err = testenv.StartMotoProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, err) // says how to install moto_server when it is missing
 		os.Exit(1)
 	}
 	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
+	moto.Stop()
 	os.Exit(code)
 }
 
@@ -50,14 +41,7 @@ func TestMain(m *testing.M) {
 // the process environment, which parallel tests would share.
 func motoConfig(t *testing.T) aws.Config {
 	t.Helper()
-	if motoMissing != nil {
-		t.Skip(motoMissing)
-	}
-	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-		BaseEndpoint: aws.String(moto.Endpoint),
-	}
+	return stack.Config(moto)
 }
 
 // uniqueName is a lowercase name valid for both a secret and a bucket.

@@ -48,7 +48,7 @@ func TestNewS3ClientPathStyle(t *testing.T) {
 
 // LoadConfig follows AWS_ENDPOINT_URL, as the Lambda functions rely on.
 func TestLoadConfigFromEnvironment(t *testing.T) {
-	cfg := motoConfig(t) // skips without moto
+	cfg := motoConfig(t)
 	clearEndpointEnv(t)
 	for _, kv := range moto.Env() {
 		k, v, _ := strings.Cut(kv, "=")
