@@ -36,6 +36,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer moto.Stop()
+	defer testenv.RemoveBuilds()
 	for _, b := range []struct {
 		pkg string
 		out *string

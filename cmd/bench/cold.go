@@ -74,6 +74,7 @@ type coldStart struct {
 
 func measureColdStart(ctx context.Context, runs int, logf func(string, ...any)) (*coldStart, error) {
 	logf("building the signer and rotator for this machine")
+	defer testenv.RemoveBuilds()
 	signerBin, err := testenv.BuildLambdaBinary("jwks-issuer/functions/signer")
 	if err != nil {
 		return nil, err

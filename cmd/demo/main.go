@@ -44,6 +44,7 @@ func run() error {
 	fmt.Println("  endpoint", moto.Endpoint)
 
 	step("building the signer and rotator bootstrap binaries")
+	defer testenv.RemoveBuilds()
 	signerBin, err := testenv.BuildLambdaBinary("jwks-issuer/functions/signer")
 	if err != nil {
 		return err

@@ -27,6 +27,19 @@ type build struct {
 	err  error
 }
 
+// RemoveBuilds deletes the binaries BuildLambdaBinary made in this process;
+// call it when the process is done with them (TestMain, a command's exit).
+func RemoveBuilds() {
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	for key, b := range builds.byPkg {
+		if b.path != "" {
+			_ = os.RemoveAll(filepath.Dir(b.path))
+		}
+		delete(builds.byPkg, key)
+	}
+}
+
 // BuildLambda builds the Lambda function in package pkg (see
 // BuildLambdaBinary) once per test process and returns the path of its
 // bootstrap binary, failing the test if the build fails.
@@ -48,7 +61,7 @@ func BuildLambda(t testing.TB, pkg string) string {
 // ("./x", "../x") to the working directory. The build runs from the
 // module root regardless. Results, failures included, are cached for the
 // life of the process; the binaries live in a temporary directory that is
-// not removed, since no test owns them.
+// removed by RemoveBuilds.
 func BuildLambdaBinary(pkg string) (string, error) {
 	key, dir, err := resolvePackage(pkg)
 	if err != nil {
