@@ -363,3 +363,58 @@ func TestStaleCleanupCannotUndoARotation(t *testing.T) {
 		t.Fatalf("after the race the set is %s; CURRENT %s and NEXT %s must be in it", got, s.Current.Kid, s.Next.Kid)
 	}
 }
+
+// beforeGet runs a function once, just before the first read of a version.
+type beforeGet struct {
+	store.Secrets
+	version string
+	run     func()
+}
+
+func (b *beforeGet) GetVersion(ctx context.Context, id string) ([]byte, error) {
+	if id == b.version && b.run != nil {
+		run := b.run
+		b.run = nil
+		run()
+	}
+	return b.Secrets.GetVersion(ctx, id)
+}
+
+// Two overlapping attempts of the same createSecret: the slower one finds
+// the label already moved by the faster one and succeeds, without moving it
+// again.
+func TestOverlappingAttemptsOfOneStep(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.mustRotate(t, tokenN(1))
+	e.clock.advance(25 * time.Hour)
+	tok := tokenN(2)
+	_ = e.secret.BeginRotation(tok)
+	slow := &beforeGet{Secrets: e.secret, version: derivedVersion(tok, "next")}
+	slowRot, err := New(e.rot.cfg, slow, e.jwks, LocalCustody{}, e.clock.now, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fast attempt writes the pending record and NEXT first; the slow
+	// one, which read the labels before, then finds NEXT moved.
+	fastRan := false
+	slow.run = func() {
+		fastRan = true
+		if err := e.rot.CreateSecret(context.Background(), tok); err != nil {
+			t.Errorf("fast attempt: %v", err)
+		}
+	}
+	if err := slowRot.CreateSecret(context.Background(), tok); err != nil {
+		t.Fatalf("slow attempt: %v", err)
+	}
+	if !fastRan {
+		t.Fatal("the attempts did not overlap")
+	}
+	for _, s := range steps[1:] {
+		if err := e.rot.Handle(context.Background(), Event{Step: s, SecretID: "test", ClientRequestToken: tok}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.state(t).meta.Stages[store.StageNext]; got != derivedVersion(tok, "next") {
+		t.Fatalf("NEXT on %s, want the derived version", got)
+	}
+}

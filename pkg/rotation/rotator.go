@@ -312,6 +312,11 @@ func (r *Rotator) putNext(ctx context.Context, versionID, labelledVersion string
 			return nil
 		}
 		if err := r.secret.MoveStage(ctx, store.StageNext, versionID, labelledVersion); err != nil {
+			// A concurrent attempt of the same rotation may have moved the
+			// label first; that is success, anything else is not.
+			if meta, derr := r.secret.Describe(ctx); derr == nil && meta.Stages[store.StageNext] == versionID {
+				return nil
+			}
 			return fmt.Errorf("label NEXT: %w", err)
 		}
 		return nil

@@ -128,7 +128,7 @@ type World struct {
 	verifiers []*verifier
 
 	inCleanup    bool
-	inRotation   bool
+	inRotation   int // depth: a cleanup inside a rotation may nest another attempt
 	deferred     string // a rotation to run in the middle of the next cleanup
 	retries      map[string]int
 	revokedCache map[string]bool
@@ -306,8 +306,8 @@ func (w *World) rotate(kind string) {
 // attempt runs the four steps for a token, as Secrets Manager does,
 // retrying a failed rotation later.
 func (w *World) attempt(tok string) {
-	w.inRotation = true
-	defer func() { w.inRotation = false }()
+	w.inRotation++
+	defer func() { w.inRotation-- }()
 	ctx := context.Background()
 	for _, step := range steps {
 		ev := rotation.Event{Step: step, SecretID: "sim", ClientRequestToken: tok}
@@ -407,7 +407,7 @@ func (w *World) cleanup() {
 	w.inCleanup = true
 	defer func() {
 		w.inCleanup = false
-		if kind := w.deferred; kind != "" {
+		if kind := w.deferred; kind != "" && w.inRotation == 0 {
 			w.deferred = ""
 			w.rotate(kind)
 		}
@@ -428,7 +428,7 @@ func (w *World) concurrentCleanup() {
 
 // concurrentRotation runs a rotation in the middle of a cleanup.
 func (w *World) concurrentRotation(kind string) {
-	if !w.inRotation {
+	if w.inRotation == 0 {
 		if kind == w.deferred {
 			w.deferred = ""
 		}
