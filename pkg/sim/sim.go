@@ -128,7 +128,7 @@ type World struct {
 	verifiers []*verifier
 
 	inCleanup    bool
-	inRotation   int // depth: a cleanup inside a rotation may nest another attempt
+	inRotation   int    // depth: a cleanup inside a rotation may nest another attempt
 	deferred     string // a rotation to run in the middle of the next cleanup
 	retries      map[string]int
 	revokedCache map[string]bool
