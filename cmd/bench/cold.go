@@ -14,13 +14,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"jwks-issuer/internal/perf"
 	"jwks-issuer/internal/stack"
@@ -232,34 +229,11 @@ func goInit(ctx context.Context, bin string, env []string) (float64, []string, e
 	return total, top, nil
 }
 
-// callCounter counts AWS API calls by service, one per attempt sent.
-type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *callCounter) option(st *middleware.Stack) error {
-	return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("bench-call-counter",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			c.n[awsmiddleware.GetServiceID(ctx)]++
-			c.mu.Unlock()
-			return next.HandleFinalize(ctx, in)
-		}), middleware.After)
-}
-
-func (c *callCounter) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = map[string]int{}
-	return n
-}
-
-func perToken(n map[string]int, tokens int) map[string]float64 {
+// perToken sums calls by service and divides by the tokens issued.
+func perToken(n map[stack.Call]int, tokens int) map[string]float64 {
 	out := map[string]float64{"Secrets Manager": 0, "KMS": 0}
 	for k, v := range n {
-		out[k] = float64(v) / float64(tokens)
+		out[k.Service] += float64(v) / float64(tokens)
 	}
 	return out
 }
@@ -268,9 +242,8 @@ func perToken(n map[string]int, tokens int) map[string]float64 {
 // custody), with a counting middleware on the SDK client, and issues
 // tokens: the first (cold cache), then warm ones, single and batched.
 func (cs *coldStart) countCalls(ctx context.Context, moto *testenv.Moto, secretID string) error {
-	counter := &callCounter{n: map[string]int{}}
 	cfg := stack.Config(moto)
-	cfg.APIOptions = append(cfg.APIOptions, counter.option)
+	counter := stack.CountCalls(&cfg)
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(cfg), secretID)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cache := token.NewKeyCache(token.SecretKeyLoader(secret, nil), 60*time.Second, time.Now, log)
@@ -279,19 +252,19 @@ func (cs *coldStart) countCalls(ctx context.Context, moto *testenv.Moto, secretI
 	if _, err := iss.Invoke(ctx, []byte(perf.Payload)); err != nil {
 		return err
 	}
-	cs.callsFirst = perToken(counter.take(), 1)
+	cs.callsFirst = perToken(counter.Take(), 1)
 	const warm = 200
 	for range warm {
 		if _, err := iss.Invoke(ctx, []byte(perf.Payload)); err != nil {
 			return err
 		}
 	}
-	cs.callsWarm = perToken(counter.take(), warm)
+	cs.callsWarm = perToken(counter.Take(), warm)
 	cs.batchItems = 100
 	if _, err := iss.Invoke(ctx, perf.BatchPayload(cs.batchItems)); err != nil {
 		return err
 	}
-	cs.callsBatch = perToken(counter.take(), cs.batchItems)
+	cs.callsBatch = perToken(counter.Take(), cs.batchItems)
 	return nil
 }
 

@@ -55,9 +55,8 @@ func measureKMS(ctx context.Context, moto *testenv.Moto, signerBin, rotatorBin s
 	}
 	s.Stop()
 
-	counter := &callCounter{n: map[string]int{}}
 	cfg := stack.Config(moto)
-	cfg.APIOptions = append(cfg.APIOptions, counter.option)
+	counter := stack.CountCalls(&cfg)
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(cfg), s.SecretARN)
 	kmsSigner := kmscustody.SignerFunc(awsstore.NewKMS(awsstore.NewKMSClient(cfg)))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -72,21 +71,21 @@ func measureKMS(ctx context.Context, moto *testenv.Moto, signerBin, rotatorBin s
 	if _, err := iss.Invoke(ctx, []byte(perf.Payload)); err != nil {
 		return nil, err
 	}
-	r.first = perToken(counter.take(), 1)
+	r.first = perToken(counter.Take(), 1)
 	const warm = 50
 	for range warm {
 		if _, err := iss.Invoke(ctx, []byte(perf.Payload)); err != nil {
 			return nil, err
 		}
 	}
-	r.warm = perToken(counter.take(), warm)
+	r.warm = perToken(counter.Take(), warm)
 	batch := perf.BatchPayload(r.batchItems)
 	start := time.Now()
 	if _, err := iss.Invoke(ctx, batch); err != nil {
 		return nil, err
 	}
 	r.batchSeq = time.Since(start)
-	r.batch = perToken(counter.take(), r.batchItems)
+	r.batch = perToken(counter.Take(), r.batchItems)
 
 	// The same batch with the signer marked remote (MaxInFlight).
 	par := newIssuer(func(keyID string, alg keys.Algorithm) token.Signer {
@@ -100,7 +99,7 @@ func measureKMS(ctx context.Context, moto *testenv.Moto, signerBin, rotatorBin s
 		return nil, err
 	}
 	r.batchPar = time.Since(start)
-	counter.take()
+	counter.Take()
 	return r, nil
 }
 

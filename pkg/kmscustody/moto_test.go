@@ -24,38 +24,11 @@ import (
 	"jwks-issuer/pkg/token"
 )
 
-// callCounter counts the HTTP requests the SDK sends, per operation. It sits
-// in the Deserialize step, below the retry middleware, so a retried call
-// counts once per attempt.
-type callCounter struct {
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-func (c *callCounter) install(stack *middleware.Stack) error {
-	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("CountCalls",
-		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			c.calls[awsmiddleware.GetOperationName(ctx)]++
-			c.mu.Unlock()
-			return next.HandleDeserialize(ctx, in)
-		}), middleware.After)
-}
-
-func (c *callCounter) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.calls
-	c.calls = map[string]int{}
-	return out
-}
-
 // motoKMS is the AWS adapter over a fresh moto, with its calls counted.
-func motoKMS(t *testing.T) (*awsstore.KMS, *callCounter) {
+func motoKMS(t *testing.T) (*awsstore.KMS, *stack.Calls) {
 	t.Helper()
 	cfg := stack.Config(testenv.StartMoto(t))
-	counter := &callCounter{calls: map[string]int{}}
-	cfg.APIOptions = append(cfg.APIOptions, counter.install)
+	counter := stack.CountCalls(&cfg)
 	return awsstore.NewKMS(awsstore.NewKMSClient(cfg)), counter
 }
 
@@ -85,12 +58,12 @@ func TestKMSTokensVerifyOnMoto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			counter.take()
+			counter.Take()
 			start := time.Now()
 			var short, verified atomic.Int64
 			signAndVerify(t, key, rec, tc.tokens, &short, &verified)
-			calls := counter.take()
-			if calls["Sign"] != tc.tokens || len(calls) != 1 {
+			calls := counter.Take()
+			if calls[stack.Call{Service: "KMS", Operation: "Sign"}] != tc.tokens || len(calls) != 1 {
 				t.Errorf("KMS calls for %d tokens: %v, want exactly one Sign per token and nothing else", tc.tokens, calls)
 			}
 			t.Logf("%s: %d tokens signed by moto KMS and verified by golang-jwt in %s; %d with a short r or s; KMS calls %v",
