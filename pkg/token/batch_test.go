@@ -402,21 +402,14 @@ func TestDuplicateNamesAreRefused(t *testing.T) {
 	}
 }
 
-func TestParseRequestAndBatch(t *testing.T) {
-	req, err := ParseRequest([]byte(`{"claims":{"a": 1},"ttl":5,"setIat":true}`))
-	if err != nil || req.TTL != 5 || !req.SetIat || req.SetJti || string(req.Claims()) != `{"a":1}` {
-		t.Fatalf("%+v %v", req, err)
+func TestParsePayload(t *testing.T) {
+	req, batch, err := parsePayload([]byte(`{"claims":{"a": 1},"ttl":5,"setIat":true}`))
+	if err != nil || batch != nil || req.TTL != 5 || !req.SetIat || req.SetJti || string(req.claims) != `{"a":1}` {
+		t.Fatalf("%+v %v %v", req, batch, err)
 	}
-	if _, err := ParseRequest([]byte(batchOf(`{"claims":{}}`))); err == nil {
-		t.Fatal("ParseRequest took a batch")
-	}
-	reqs, isBatch, err := ParseBatch([]byte(batchOf(`{"claims":{"i":0}}`, `{"claims":{"i":1},"ttl":9}`)))
-	if err != nil || !isBatch || len(reqs) != 2 || string(reqs[1].Claims()) != `{"i":1}` || reqs[1].TTL != 9 {
-		t.Fatalf("%+v %v %v", reqs, isBatch, err)
-	}
-	reqs, isBatch, err = ParseBatch([]byte(`{"claims":{}}`))
-	if err != nil || isBatch || len(reqs) != 1 {
-		t.Fatalf("%+v %v %v", reqs, isBatch, err)
+	_, batch, err = parsePayload([]byte(batchOf(`{"claims":{"i":0}}`, `{"claims":{"i":1},"ttl":9}`)))
+	if err != nil || len(batch) != 2 || string(batch[1].claims) != `{"i":1}` || batch[1].TTL != 9 {
+		t.Fatalf("%+v %v", batch, err)
 	}
 }
 

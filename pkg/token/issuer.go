@@ -58,20 +58,6 @@ func (i *Issuer) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	return append(out, `"}`...), nil
 }
 
-// Issue signs one token.
-func (i *Issuer) Issue(ctx context.Context, req Request) (string, error) {
-	body, err := i.claimsBody(nil, &req, i.now().Unix())
-	if err != nil {
-		return "", err
-	}
-	key, err := i.keys.Key(ctx)
-	if err != nil {
-		return "", err
-	}
-	tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(body))), body)
-	return string(tok), err
-}
-
 // claimsBody appends the claims req signs at time now: the caller's claims
 // with exp, iat and jti set by the rules of the request.
 func (i *Issuer) claimsBody(dst []byte, req *Request, now int64) ([]byte, error) {

@@ -1,7 +1,6 @@
 package token
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,8 +12,7 @@ import (
 const MaxBatch = 1000
 
 // Request is one validated token request, in the shape of the hotsock
-// jwt-issuer: {"claims":{...},"ttl":N,"setIat":bool,"setJti":bool}. Make it
-// with ParseRequest or ParseBatch.
+// jwt-issuer: {"claims":{...},"ttl":N,"setIat":bool,"setJti":bool}.
 type Request struct {
 	// TTL is the requested lifetime in seconds; 0 means not set.
 	TTL    int64
@@ -23,16 +21,12 @@ type Request struct {
 
 	// claims is the caller's claims object, compacted, members in the
 	// caller's order, without the members the request overrides (exp when
-	// ttl is set, iat with setIat, jti with setJti): Issue appends those.
+	// ttl is set, iat with setIat, jti with setJti): the issuer appends those.
 	claims []byte
 	// exp is the caller's exp value when it is kept (a slice of claims).
 	exp []byte
 	at  where
 }
-
-// Claims returns the claims object as the request will sign it, before
-// Issue adds exp, iat and jti.
-func (r *Request) Claims() json.RawMessage { return r.claims }
 
 // RequestError is a caller's mistake: the message names the field and the
 // limit.
@@ -72,32 +66,11 @@ func (w where) object() string {
 
 const requestShape = `{"claims":{...},"ttl":30,"setIat":true,"setJti":true}`
 
-// ParseRequest decodes and validates a single-token invoke payload. Unknown
-// fields are errors, so a misspelt "tll" is not silently ignored; so are
-// fields and claims named twice, at any depth of the claims.
-func ParseRequest(payload []byte) (Request, error) {
-	req, batch, err := parsePayload(payload)
-	if err == nil && batch != nil {
-		return Request{}, badRequest("payload is a batch; ParseRequest takes a single request")
-	}
-	return req, err
-}
-
-// ParseBatch decodes and validates an invoke payload that is either a single
-// request or {"batch":[request, ...]} with 1 to MaxBatch requests.
-func ParseBatch(payload []byte) (reqs []Request, isBatch bool, err error) {
-	req, batch, err := parsePayload(payload)
-	if err != nil {
-		return nil, false, err
-	}
-	if batch != nil {
-		return batch, true, nil
-	}
-	return []Request{req}, false, nil
-}
-
-// parsePayload returns the single request, or the batch (non-nil) when the
-// payload is one. It reads the payload in one pass.
+// parsePayload decodes and validates an invoke payload: the single request,
+// or the batch (non-nil, 1 to MaxBatch requests) when the payload is one. It
+// reads the payload in one pass. Unknown fields are errors, so a misspelt
+// "tll" is not silently ignored; so are fields and claims named twice, at
+// any depth of the claims.
 func parsePayload(payload []byte) (Request, []Request, error) {
 	if !utf8.Valid(payload) {
 		return Request{}, nil, badRequest("payload must be UTF-8 JSON (invalid UTF-8 at byte %d)", invalidUTF8At(payload))
