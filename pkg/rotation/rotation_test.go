@@ -418,3 +418,31 @@ func TestOverlappingAttemptsOfOneStep(t *testing.T) {
 		t.Fatalf("NEXT on %s, want the derived version", got)
 	}
 }
+
+// rotate-secret --no-rotate-immediately runs testSecret alone against a
+// version Secrets Manager made without a value: it tests the current key,
+// changes nothing, and fails when the published set lacks that key.
+func TestTestSecretWithoutAPendingKey(t *testing.T) {
+	e := newEnv(t, testConfig())
+	ctx := context.Background()
+	_ = e.secret.BeginRotation(tokenN(1))
+	if err := e.rot.TestSecret(ctx, tokenN(1)); err != nil {
+		t.Fatalf("on a secret with no key yet: %v", err)
+	}
+	_ = e.secret.MoveStage(ctx, store.StagePending, "", tokenN(1))
+	e.mustRotate(t, tokenN(2))
+	_ = e.secret.BeginRotation(tokenN(3))
+	before := e.fingerprint(t)
+	if err := e.rot.TestSecret(ctx, tokenN(3)); err != nil {
+		t.Fatalf("testing the current key: %v", err)
+	}
+	if after := e.fingerprint(t); after != before {
+		t.Fatalf("testSecret changed state:\nbefore %s\nafter  %s", before, after)
+	}
+	if _, err := e.jwks.Put(ctx, []byte(`{"keys":[]}`), "application/json", "", store.PutCondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rot.TestSecret(ctx, tokenN(3)); err == nil || !strings.Contains(err.Error(), "is not in the published key set") {
+		t.Fatalf("testSecret against a set without the current key: %v", err)
+	}
+}

@@ -40,6 +40,12 @@ type KeyJanitor interface {
 	Tidy(ctx context.Context, live, revoked, dropped []string) error
 }
 
+// KeyChecker is implemented by a custody whose keys live outside the secret:
+// setSecret checks that the keys the rotation needs are usable.
+type KeyChecker interface {
+	CheckKeys(ctx context.Context, recs ...keys.Record) error
+}
+
 // LocalCustody keeps private keys in the secret.
 type LocalCustody struct{}
 
@@ -166,11 +172,6 @@ func (r *Rotator) CreateSecret(ctx context.Context, tok string) error {
 	}
 	if err := r.ensureNext(ctx, tok, pending); err != nil {
 		return fmt.Errorf("createSecret: %w", err)
-	}
-	if pending.Emergency {
-		if err := r.tagRevocations(ctx, pending); err != nil {
-			return fmt.Errorf("createSecret: %w", err)
-		}
 	}
 	snap, err = r.publish(ctx)
 	if err != nil {
@@ -358,28 +359,29 @@ func (r *Rotator) tagRevocations(ctx context.Context, pending keys.Record) error
 	return nil
 }
 
-// SetSecret has nothing outside the secret to update in local custody.
+// SetSecret checks, in KMS custody, that the pending and NEXT keys are
+// usable; with keys in the secret there is nothing outside it to update.
 func (r *Rotator) SetSecret(ctx context.Context, tok string) error {
-	if checker, ok := r.custody.(interface {
-		CheckKeys(context.Context, ...keys.Record) error
-	}); ok {
-		snap, err := r.load(ctx)
-		if err != nil {
-			return fmt.Errorf("setSecret: %w", err)
+	checker, ok := r.custody.(KeyChecker)
+	if !ok {
+		return nil
+	}
+	snap, err := r.load(ctx)
+	if err != nil {
+		return fmt.Errorf("setSecret: %w", err)
+	}
+	pending, err := r.record(ctx, tok)
+	if err != nil {
+		return fmt.Errorf("setSecret: read pending version: %w", err)
+	}
+	var recs []keys.Record
+	for _, rec := range []*keys.Record{pending, snap.state.Next} {
+		if rec != nil {
+			recs = append(recs, *rec)
 		}
-		pending, err := r.record(ctx, tok)
-		if err != nil {
-			return fmt.Errorf("setSecret: read pending version: %w", err)
-		}
-		var recs []keys.Record
-		for _, rec := range []*keys.Record{pending, snap.state.Next} {
-			if rec != nil {
-				recs = append(recs, *rec)
-			}
-		}
-		if err := checker.CheckKeys(ctx, recs...); err != nil {
-			return fmt.Errorf("setSecret: %w", err)
-		}
+	}
+	if err := checker.CheckKeys(ctx, recs...); err != nil {
+		return fmt.Errorf("setSecret: %w", err)
 	}
 	return nil
 }
