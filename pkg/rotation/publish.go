@@ -48,39 +48,15 @@ func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
 			}
 			r.log.Info("jwks published", "kids", kids(set))
 		}
-		if err := r.recordPublication(ctx, snap, set); err != nil {
-			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
+		// Recorded even when the object was already up to date: an earlier
+		// attempt may have written it and died before tagging.
+		if tags := lifecycle.PublicationTags(snap.state, set, r.now()); len(tags) > 0 {
+			if err := r.secret.Tag(ctx, tags); err != nil {
+				return snapshot{}, fmt.Errorf("publish jwks: record publication: %w", err)
+			}
 		}
 		return snap, nil
 	}
-}
-
-// recordPublication tags the first publication of published keys that have
-// none recorded, with a time taken after the write succeeded.
-func (r *Rotator) recordPublication(ctx context.Context, snap snapshot, set []keys.JWK) error {
-	st := snap.state
-	tags := map[string]string{}
-	at := timeTag(r.now())
-	for _, rec := range []*keys.Record{st.Next, st.Pending} {
-		if rec == nil || rec.PublishedAt != nil {
-			continue
-		}
-		if _, ok := st.Published[rec.Kid]; ok {
-			continue
-		}
-		for _, k := range set {
-			if k.Kid == rec.Kid {
-				tags[tagPublished+rec.Kid] = at
-			}
-		}
-	}
-	if len(tags) == 0 {
-		return nil
-	}
-	if err := r.secret.Tag(ctx, tags); err != nil {
-		return fmt.Errorf("record publication: %w", err)
-	}
-	return nil
 }
 
 func kids(set []keys.JWK) []string {

@@ -147,7 +147,7 @@ func TestEveryStepIsIdempotent(t *testing.T) {
 				tok = tokenN(2)
 			}
 			if cfg.urgent {
-				_ = e.secret.Tag(context.Background(), map[string]string{TagRollover: RolloverEmergency})
+				_ = e.secret.Tag(context.Background(), map[string]string{lifecycle.TagRollover: lifecycle.RolloverEmergency})
 			}
 			if err := e.secret.BeginRotation(tok); err != nil {
 				t.Fatal(err)

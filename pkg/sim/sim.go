@@ -286,7 +286,7 @@ func (w *World) rotate(kind string) {
 	ctx := context.Background()
 	if kind == "emergency" {
 		w.report.Emergencies++
-		_ = w.secret.Tag(ctx, map[string]string{rotation.TagRollover: rotation.RolloverEmergency})
+		_ = w.secret.Tag(ctx, map[string]string{lifecycle.TagRollover: lifecycle.RolloverEmergency})
 		w.secretWritten()
 	}
 	meta, _ := w.secret.Describe(ctx)
@@ -347,7 +347,7 @@ func (w *World) attempt(tok string) {
 	}
 	w.report.Rotations++
 	meta, _ := w.secret.Describe(ctx)
-	if meta.Tags[rotation.TagRollover] != "" {
+	if meta.Tags[lifecycle.TagRollover] != "" {
 		// The mark was set during a normal rotation: the runbook rotates again.
 		w.after(time.Minute, func() { w.rotate("after-emergency-mark") })
 	}

@@ -6,26 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
 	"jwks-issuer/pkg/store"
-)
-
-// Secret tags. Versions are immutable, so events learned after a version was
-// written (a key's first publication, the moment a version became
-// AWSCURRENT, a revocation in flight) are kept as tags, each written only
-// after its event succeeded, and folded into the next record.
-const (
-	tagPublished = "jwks-issuer:published:"
-	tagCurrent   = "jwks-issuer:current:"
-	tagRevoked   = "jwks-issuer:revoked:"
-	// TagRollover, set to RolloverEmergency by an operator, makes the next
-	// rotation an emergency rollover.
-	TagRollover       = "jwks-issuer:rollover"
-	RolloverEmergency = "emergency"
 )
 
 // snapshot is the secret as read at one moment.
@@ -36,8 +20,6 @@ type snapshot struct {
 
 func (s snapshot) version(stage string) string { return s.meta.Stages[stage] }
 
-func (s snapshot) emergency() bool { return s.meta.Tags[TagRollover] == RolloverEmergency }
-
 // load reads the secret's labels, tags and the records of AWSCURRENT,
 // AWSPENDING and NEXT.
 func (r *Rotator) load(ctx context.Context) (snapshot, error) {
@@ -45,39 +27,22 @@ func (r *Rotator) load(ctx context.Context) (snapshot, error) {
 	if err != nil {
 		return snapshot{}, fmt.Errorf("describe secret: %w", err)
 	}
-	snap := snapshot{meta: meta, state: lifecycle.State{
-		Published: map[string]time.Time{},
-		Revoked:   map[string]time.Time{},
-	}}
-	st := &snap.state
 	currentVersion := meta.Stages[store.StageCurrent]
-	if st.Current, err = r.record(ctx, currentVersion); err != nil {
+	current, err := r.record(ctx, currentVersion)
+	if err != nil {
 		return snapshot{}, fmt.Errorf("read AWSCURRENT: %w", err)
 	}
+	var pending *keys.Record
 	if v := meta.Stages[store.StagePending]; v != "" && v != currentVersion {
-		if st.Pending, err = r.record(ctx, v); err != nil {
+		if pending, err = r.record(ctx, v); err != nil {
 			return snapshot{}, fmt.Errorf("read AWSPENDING: %w", err)
 		}
 	}
-	if st.Next, err = r.record(ctx, meta.Stages[store.StageNext]); err != nil {
+	next, err := r.record(ctx, meta.Stages[store.StageNext])
+	if err != nil {
 		return snapshot{}, fmt.Errorf("read NEXT: %w", err)
 	}
-	for k, v := range meta.Tags {
-		kid, at, ok := parseTimeTag(k, v)
-		switch {
-		case !ok:
-		case strings.HasPrefix(k, tagPublished):
-			st.Published[kid] = at
-		case strings.HasPrefix(k, tagRevoked):
-			st.Revoked[kid] = at
-		case strings.HasPrefix(k, tagCurrent) && st.Current != nil && kid == st.Current.Kid:
-			st.CurrentSince = at
-		}
-	}
-	if st.CurrentSince.IsZero() && st.Current != nil && st.Current.ActivatedAt != nil {
-		st.CurrentSince = *st.Current.ActivatedAt // an adopted cdk-jwks-rotation record
-	}
-	return snap, nil
+	return snapshot{meta: meta, state: lifecycle.NewState(current, pending, next, meta.Tags)}, nil
 }
 
 // record reads and parses one version; nil when there is no version, no
@@ -102,18 +67,6 @@ func (r *Rotator) record(ctx context.Context, versionID string) (*keys.Record, e
 	}
 	return &rec, nil
 }
-
-func parseTimeTag(key, value string) (kid string, at time.Time, ok bool) {
-	for _, p := range []string{tagPublished, tagCurrent, tagRevoked} {
-		if strings.HasPrefix(key, p) {
-			at, err := time.Parse(time.RFC3339Nano, value)
-			return key[len(p):], at, err == nil
-		}
-	}
-	return "", time.Time{}, false
-}
-
-func timeTag(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // derivedVersion returns a version id that depends only on the rotation
 // token and purpose, so that a retried step finds what an earlier attempt
