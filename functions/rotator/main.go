@@ -18,6 +18,18 @@ import (
 	"jwks-issuer/pkg/store/s3store"
 )
 
+// The rotator finds KeyJanitor and KeyChecker on its custody by type
+// assertion, so a drifted method signature would fail silently (revoked KMS
+// keys left enabled, keys promoted unchecked): these make it a build error.
+// They live here, the one package that links both, rather than in
+// kmscustody, whose import of rotation would link the rotator's code into
+// the signer.
+var (
+	_ rotation.Custody    = (*kmscustody.Custody)(nil)
+	_ rotation.KeyJanitor = (*kmscustody.Custody)(nil)
+	_ rotation.KeyChecker = (*kmscustody.Custody)(nil)
+)
+
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	cfg, err := envconfig.LoadRotator(os.Getenv)

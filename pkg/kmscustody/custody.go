@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/token"
 )
 
@@ -38,26 +39,30 @@ const OrphanAge = time.Hour
 // makes a fresh key instead, and the old one is tidied away.
 const reuseAge = OrphanAge / 2
 
-// Custody keeps private keys in KMS. It implements rotation.Custody,
-// rotation.KeyJanitor and the rotator's optional CheckKeys.
+// Custody keeps private keys in KMS. It implements rotation.Custody and
+// the optional rotation.KeyJanitor and rotation.KeyChecker.
 type Custody struct {
-	api    API
+	api    store.KMS
 	stack  string
 	window int
 	now    func() time.Time
 	log    *slog.Logger
 }
 
+// The assertions that Custody implements the rotation interfaces are in
+// functions/rotator: importing package rotation here would link it into the
+// signer, which uses only this package's Signer.
+
 // New returns a custody creating keys tagged jwks-issuer:stack=stackTag and
 // scheduling dropped keys for deletion after deletionWindowDays (7 to 30).
 // now is the clock Tidy ages keys by.
-func New(api API, stackTag string, deletionWindowDays int, now func() time.Time, log *slog.Logger) (*Custody, error) {
+func New(api store.KMS, stackTag string, deletionWindowDays int, now func() time.Time, log *slog.Logger) (*Custody, error) {
 	if stackTag == "" {
 		return nil, errors.New("KMS_KEY_TAG is empty: KMS custody needs the stack tag its keys carry")
 	}
-	if !ValidDeletionWindow(deletionWindowDays) {
+	if !store.ValidDeletionWindow(deletionWindowDays) {
 		return nil, fmt.Errorf("KMS_DELETION_WINDOW_DAYS is %d, must be between %d and %d",
-			deletionWindowDays, MinDeletionWindow, MaxDeletionWindow)
+			deletionWindowDays, store.MinDeletionWindow, store.MaxDeletionWindow)
 	}
 	return &Custody{api: api, stack: stackTag, window: deletionWindowDays, now: now, log: log}, nil
 }
@@ -98,28 +103,29 @@ func (c *Custody) NewKey(ctx context.Context, alg keys.Algorithm, versionID stri
 }
 
 // findKey returns the enabled key of this stack made for versionID less than
-// reuseAge ago, if any (zero KeyInfo if none), with the kid it was made for.
+// reuseAge ago, if any (a zero KeyInfo if none), with the kid it was made
+// for.
 // A disabled or pending-deletion one is not reused: Tidy has judged it an
 // orphan.
-func (c *Custody) findKey(ctx context.Context, versionID string, spec KeySpec) (KeyInfo, string, error) {
+func (c *Custody) findKey(ctx context.Context, versionID string, spec store.KeySpec) (store.KeyInfo, string, error) {
 	all, err := c.api.ListKeysTagged(ctx, TagStack, c.stack)
 	if err != nil {
-		return KeyInfo{}, "", fmt.Errorf("look for the KMS key of version %s: %w", versionID, err)
+		return store.KeyInfo{}, "", fmt.Errorf("look for the KMS key of version %s: %w", versionID, err)
 	}
 	since := c.now().Add(-reuseAge)
-	var found []KeyInfo
+	var found []store.KeyInfo
 	for _, k := range all {
-		if k.Tags[TagVersion] == versionID && k.State == StateEnabled && k.Spec == spec &&
+		if k.Tags[TagVersion] == versionID && k.State == store.KeyEnabled && k.Spec == spec &&
 			k.Tags[TagKid] != "" && k.Created.After(since) {
 			found = append(found, k)
 		}
 	}
 	if len(found) == 0 {
-		return KeyInfo{}, "", nil
+		return store.KeyInfo{}, "", nil
 	}
 	// Two racing attempts may each have made one: take the oldest, so that
 	// every retry settles on the same key; Tidy deletes the other.
-	oldest := slices.MinFunc(found, func(a, b KeyInfo) int {
+	oldest := slices.MinFunc(found, func(a, b store.KeyInfo) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
 	return oldest, oldest.Tags[TagKid], nil
@@ -156,7 +162,7 @@ func (c *Custody) CheckKeys(ctx context.Context, recs ...keys.Record) error {
 		if err != nil {
 			return fmt.Errorf("key %s: KMS key %s: %w", rec.Kid, rec.KMSKeyID, err)
 		}
-		if info.State != StateEnabled {
+		if info.State != store.KeyEnabled {
 			return fmt.Errorf("key %s: KMS key %s is %s, not Enabled, so it cannot sign", rec.Kid, rec.KMSKeyID, info.State)
 		}
 		pub, err := c.publicKey(ctx, rec.KMSKeyID)
@@ -186,25 +192,25 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 	if err != nil {
 		return fmt.Errorf("list the stack's KMS keys: %w", err)
 	}
-	byID := make(map[string]KeyInfo, len(ours))
+	byID := make(map[string]store.KeyInfo, len(ours))
 	for _, k := range ours {
 		byID[k.ID] = k
 	}
 	keep, gone := map[string]bool{}, map[string]bool{}
 	for _, ref := range live {
-		keep[BareKeyID(ref)] = true
+		keep[store.BareKeyID(ref)] = true
 	}
 	for _, ref := range dropped {
-		gone[BareKeyID(ref)] = true
+		gone[store.BareKeyID(ref)] = true
 	}
 	var errs []error
 	for _, ref := range revoked {
-		id := BareKeyID(ref)
+		id := store.BareKeyID(ref)
 		keep[id] = true // disabled, not deleted, while the record lists it
 		k, ok := byID[id]
 		if !ok { // not tagged as ours (an adopted key?): ask for it directly
 			k, err = c.api.DescribeKey(ctx, ref)
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, store.ErrKeyNotFound) {
 				continue // deleted already
 			}
 			if err != nil {
@@ -212,7 +218,7 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 				continue
 			}
 		}
-		if k.State != StateEnabled {
+		if k.State != store.KeyEnabled {
 			continue
 		}
 		if err := c.api.DisableKey(ctx, k.ID); err != nil {
@@ -223,7 +229,7 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 	}
 	cutoff := c.now().Add(-OrphanAge)
 	for _, k := range ours {
-		if keep[k.ID] || (!gone[k.ID] && k.Created.After(cutoff)) || (k.State != StateEnabled && k.State != StateDisabled) {
+		if keep[k.ID] || (!gone[k.ID] && k.Created.After(cutoff)) || (k.State != store.KeyEnabled && k.State != store.KeyDisabled) {
 			continue
 		}
 		if err := c.api.ScheduleKeyDeletion(ctx, k.ID, c.window); err != nil {

@@ -15,16 +15,8 @@ import (
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/kmscustody"
-	"jwks-issuer/pkg/rotation"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/memstore"
-)
-
-var (
-	_ rotation.Custody    = (*kmscustody.Custody)(nil)
-	_ rotation.KeyJanitor = (*kmscustody.Custody)(nil)
-	_ interface {
-		CheckKeys(context.Context, ...keys.Record) error
-	} = (*kmscustody.Custody)(nil)
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -120,7 +112,7 @@ func TestNewKeySignsWithKMSOnly(t *testing.T) {
 			t.Fatalf("keys tagged with the version: %v, %v", listed, err)
 		}
 		k := listed[0]
-		wantSpec := map[keys.Algorithm]kmscustody.KeySpec{keys.ES256: kmscustody.SpecP256, keys.ES384: kmscustody.SpecP384, keys.RS256: kmscustody.SpecRSA2048}[alg]
+		wantSpec := map[keys.Algorithm]store.KeySpec{keys.ES256: store.KeySpecP256, keys.ES384: store.KeySpecP384, keys.RS256: store.KeySpecRSA2048}[alg]
 		if k.ARN != rec.KMSKeyID || k.Spec != wantSpec || k.Tags[kmscustody.TagStack] != stackTag || k.Tags[kmscustody.TagKid] != rec.Kid {
 			t.Errorf("KMS key %+v: want ARN %s, spec %s, stack and kid tags", k, rec.KMSKeyID, wantSpec)
 		}
@@ -201,7 +193,7 @@ func TestTidy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another stack's key, and one made outside the custody: never touched.
-	foreign, err := api.CreateKey(ctx, kmscustody.SpecP256, "", map[string]string{kmscustody.TagStack: "other-stack"})
+	foreign, err := api.CreateKey(ctx, store.KeySpecP256, "", map[string]string{kmscustody.TagStack: "other-stack"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,15 +211,15 @@ func TestTidy(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		droppedYoung.KMSKeyID: kmscustody.StatePendingDeletion,
-		live.KMSKeyID:         kmscustody.StateEnabled,
-		retired.KMSKeyID:      kmscustody.StatePendingDeletion,
-		revoked.KMSKeyID:      kmscustody.StateDisabled,
-		revokedGone.KMSKeyID:  kmscustody.StatePendingDeletion, // out of the revoked list: deleted
-		orphan.KMSKeyID:       kmscustody.StatePendingDeletion,
-		pending.KMSKeyID:      kmscustody.StatePendingDeletion,
-		young.KMSKeyID:        kmscustody.StateEnabled,
-		foreign.ARN:           kmscustody.StateEnabled,
+		droppedYoung.KMSKeyID: store.KeyPendingDeletion,
+		live.KMSKeyID:         store.KeyEnabled,
+		retired.KMSKeyID:      store.KeyPendingDeletion,
+		revoked.KMSKeyID:      store.KeyDisabled,
+		revokedGone.KMSKeyID:  store.KeyPendingDeletion, // out of the revoked list: deleted
+		orphan.KMSKeyID:       store.KeyPendingDeletion,
+		pending.KMSKeyID:      store.KeyPendingDeletion,
+		young.KMSKeyID:        store.KeyEnabled,
+		foreign.ARN:           store.KeyEnabled,
 	}
 	for arn, state := range want {
 		if k, err := api.DescribeKey(ctx, arn); err != nil || k.State != state {
@@ -275,7 +267,7 @@ func TestTidyGoesOnAfterAnError(t *testing.T) {
 	}
 	scheduled := 0
 	for _, rec := range recs {
-		if k, _ := api.DescribeKey(ctx, rec.KMSKeyID); k.State == kmscustody.StatePendingDeletion {
+		if k, _ := api.DescribeKey(ctx, rec.KMSKeyID); k.State == store.KeyPendingDeletion {
 			scheduled++
 		}
 	}
@@ -350,7 +342,7 @@ func throttled(api *memstore.KMS, n int) *int {
 		defer mu.Unlock()
 		*calls++
 		if n < 0 || *calls <= n {
-			return fmt.Errorf("sign: %w: ThrottlingException: Rate exceeded", kmscustody.ErrThrottled)
+			return fmt.Errorf("sign: %w: ThrottlingException: Rate exceeded", store.ErrThrottled)
 		}
 		return nil
 	})
@@ -391,7 +383,7 @@ func TestSignerRetriesThrottling(t *testing.T) {
 	start := time.Now()
 	_, err = key.SignProbe(dctx, claims)
 	took := time.Since(start)
-	if !errors.Is(err, kmscustody.ErrThrottled) || !strings.Contains(err.Error(), "quota") || dctx.Err() != nil {
+	if !errors.Is(err, store.ErrThrottled) || !strings.Contains(err.Error(), "quota") || dctx.Err() != nil {
 		t.Fatalf("always throttled: err = %v after %s (ctx %v); want a throttling error before the deadline", err, took, dctx.Err())
 	}
 	if *calls < 3 {
@@ -405,7 +397,7 @@ func TestSignerRetriesThrottling(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls = throttled(api, 0)
-	if _, err := key.SignProbe(ctx, claims); !errors.Is(err, kmscustody.ErrKeyState) || *calls != 1 {
+	if _, err := key.SignProbe(ctx, claims); !errors.Is(err, store.ErrKeyState) || *calls != 1 {
 		t.Errorf("disabled key: %d calls, %v; want 1 call and ErrKeyState", *calls, err)
 	}
 }

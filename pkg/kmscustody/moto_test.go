@@ -20,6 +20,7 @@ import (
 	"jwks-issuer/internal/testenv"
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/token"
 )
@@ -146,12 +147,12 @@ func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = api.Sign(ctx, kmscustody.SignRequest{KeyID: rec.KMSKeyID, Algorithm: kmscustody.ECDSASHA256, Message: []byte("x")})
-	if n := attempts["Sign"].Load(); n != 1 || !errors.Is(err, kmscustody.ErrThrottled) {
+	_, err = api.Sign(ctx, store.SignRequest{KeyID: rec.KMSKeyID, Algorithm: store.ECDSASHA256, Message: []byte("x")})
+	if n := attempts["Sign"].Load(); n != 1 || !errors.Is(err, store.ErrThrottled) {
 		t.Errorf("throttled Sign: %d attempts, err %v; want 1 attempt and ErrThrottled", n, err)
 	}
 	_, err = api.DescribeKey(ctx, rec.KMSKeyID)
-	if n := attempts["DescribeKey"].Load(); n != 3 || !errors.Is(err, kmscustody.ErrThrottled) {
+	if n := attempts["DescribeKey"].Load(); n != 3 || !errors.Is(err, store.ErrThrottled) {
 		t.Errorf("throttled DescribeKey: %d attempts, err %v; want the SDK's 3 and ErrThrottled", n, err)
 	}
 }

@@ -132,28 +132,28 @@ func TestRotationInKMSCustody(t *testing.T) {
 
 	// 2 signing keys and NEXT: 3 KMS keys, all enabled while referenced.
 	states := e.states(t)
-	if len(states) != 3 || states[first.KMSKeyID] != kmscustody.StateEnabled {
+	if len(states) != 3 || states[first.KMSKeyID] != store.KeyEnabled {
 		t.Fatalf("KMS keys after two rotations: %v", states)
 	}
 	// Past retention (T = 1 min here) the retired key leaves the key set and
 	// cleanup schedules its KMS key for deletion, however young the key.
 	e.cleanup(t)
-	if states := e.states(t); states[first.KMSKeyID] != kmscustody.StateEnabled {
+	if states := e.states(t); states[first.KMSKeyID] != store.KeyEnabled {
 		t.Fatalf("retired key's KMS key is %s within retention, want Enabled", states[first.KMSKeyID])
 	}
 	e.clk.advance(time.Minute + time.Second)
 	e.cleanup(t)
 	states = e.states(t)
-	if states[first.KMSKeyID] != kmscustody.StatePendingDeletion {
+	if states[first.KMSKeyID] != store.KeyPendingDeletion {
 		t.Errorf("retired key's KMS key is %s after retention and cleanup, want PendingDeletion", states[first.KMSKeyID])
 	}
-	if states[second.KMSKeyID] != kmscustody.StateEnabled {
+	if states[second.KMSKeyID] != store.KeyEnabled {
 		t.Errorf("current key's KMS key is %s, want Enabled", states[second.KMSKeyID])
 	}
 
 	// Emergency: the current and NEXT keys are revoked; their KMS keys are
 	// disabled in createSecret, before the rotation even finishes.
-	if err := e.secret.Tag(ctx, map[string]string{rotation.TagRollover: rotation.RolloverEmergency}); err != nil {
+	if err := e.secret.Tag(ctx, map[string]string{lifecycle.TagRollover: lifecycle.RolloverEmergency}); err != nil {
 		t.Fatal(err)
 	}
 	before := e.states(t)
@@ -166,10 +166,10 @@ func TestRotationInKMSCustody(t *testing.T) {
 	after := e.states(t)
 	var disabled []string
 	for arn, state := range after {
-		if state == kmscustody.StateDisabled {
+		if state == store.KeyDisabled {
 			disabled = append(disabled, arn)
 		}
-		if before[arn] == kmscustody.StatePendingDeletion && state != kmscustody.StatePendingDeletion {
+		if before[arn] == store.KeyPendingDeletion && state != store.KeyPendingDeletion {
 			t.Errorf("key %s left PendingDeletion", arn)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/token"
 )
 
@@ -27,25 +28,27 @@ const (
 // Signer signs with one KMS key through kms:Sign: one KMS call per token
 // unless KMS throttles it.
 type Signer struct {
-	api   API
+	api   store.KMS
 	keyID string
 	alg   keys.Algorithm
 }
 
-var _ token.Signer = (*Signer)(nil)
+// token.NewKey finds MaxInFlight by type assertion: a drifted signature
+// would silently sign batches one call at a time.
+var _ token.RemoteSigner = (*Signer)(nil)
 
 // NewSigner signs with the KMS key keyID (an ARN or id) for alg.
-func NewSigner(api API, keyID string, alg keys.Algorithm) *Signer {
+func NewSigner(api store.KMS, keyID string, alg keys.Algorithm) *Signer {
 	return &Signer{api: api, keyID: keyID, alg: alg}
 }
 
-// SignerFunc gives the signer of a KMS-held key, for token.KeyFromRecord.
 // MaxInFlight lets a batch keep this many Sign calls outstanding: with
 // ~15 ms per call, 4 in flight signs a 1,000-item batch in about 4 s, within
 // the function's timeout, at ~270 calls/s, under the 300/s ECC default quota.
 func (s *Signer) MaxInFlight() int { return 4 }
 
-func SignerFunc(api API) token.KMSSignerFunc {
+// SignerFunc gives the signer of a KMS-held key, for token.KeyFromRecord.
+func SignerFunc(api store.KMS) token.KMSSignerFunc {
 	return func(keyID string, alg keys.Algorithm) token.Signer { return NewSigner(api, keyID, alg) }
 }
 
@@ -57,8 +60,8 @@ func (s *Signer) Sign(ctx context.Context, signingInput []byte) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("kms:Sign with %s: %w", s.keyID, err)
 	}
-	req := SignRequest{KeyID: s.keyID, Algorithm: kmsAlg, Message: signingInput}
-	if len(signingInput) > MaxRawMessage {
+	req := store.SignRequest{KeyID: s.keyID, Algorithm: kmsAlg, Message: signingInput}
+	if len(signingInput) > store.MaxRawSignMessage {
 		// KMS refuses a RAW message this long: send the digest. (moto
 		// mishandles DIGEST, which is why RAW is the normal path.)
 		h := s.alg.Hash().New()
@@ -74,7 +77,7 @@ func (s *Signer) Sign(ctx context.Context, signingInput []byte) ([]byte, error) 
 			}
 			return sig, nil // RSA: PKCS #1 v1.5 bytes are the JWS signature
 		}
-		if !errors.Is(err, ErrThrottled) {
+		if !errors.Is(err, store.ErrThrottled) {
 			return nil, fmt.Errorf("kms:Sign with %s: %w", s.keyID, err)
 		}
 		wait := backoff(attempt)

@@ -1,9 +1,12 @@
-// Package store declares the storage the issuer needs from AWS (a secret with
-// versions, staging labels and tags; one object in a bucket; asymmetric KMS
-// keys) as small interfaces, with the sentinel errors every implementation
-// maps its failures onto. The AWS adapters live in store/awsstore, their
-// in-memory twins in store/memstore, and store/storetest holds the contract
-// suite both must pass.
+// Package store declares the ports through which the issuer uses AWS, as
+// small interfaces: Secrets (a secret with versions, staging labels and
+// tags), Objects (one object in a bucket) and KMS (asymmetric KMS keys, for
+// KMS custody), with their types and the sentinel errors every
+// implementation maps its failures onto. The AWS adapters live in
+// store/awsstore (Secrets Manager, KMS) and store/s3store (S3, apart so
+// that the signer does not link it); their in-memory twins in
+// store/memstore; and store/storetest holds the contract suites both must
+// pass.
 package store
 
 import (

@@ -1,5 +1,7 @@
-// Package awsstore implements the store interfaces over AWS Secrets Manager
-// and S3 with aws-sdk-go-v2, mapping AWS errors onto the store sentinels.
+// Package awsstore implements the store ports Secrets and KMS over AWS
+// Secrets Manager and KMS with aws-sdk-go-v2, mapping AWS errors onto the
+// store sentinels, and loads the SDK configuration the functions share.
+// (The S3 adapter is store/s3store.)
 package awsstore
 
 import (

@@ -9,17 +9,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"jwks-issuer/pkg/kmscustody"
-
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/internal/awserr"
 )
 
-// KMS is the part of AWS KMS the custody uses (kmscustody.API).
+// KMS is store.KMS over AWS KMS.
 type KMS struct {
 	client *kms.Client
 }
 
-var _ kmscustody.API = (*KMS)(nil)
+var _ store.KMS = (*KMS)(nil)
 
 // NewKMSClient returns a KMS client for cfg with the SDK's default retryer.
 // (Sign opts out of its throttling retries per call; see KMS.Sign.)
@@ -35,7 +34,7 @@ func NewKMS(client *kms.Client) *KMS {
 // CreateKey makes an asymmetric SIGN_VERIFY key. The tags go in the
 // CreateKey request itself, so that an IAM condition on aws:RequestTag can
 // allow it and the key never exists untagged.
-func (k *KMS) CreateKey(ctx context.Context, spec kmscustody.KeySpec, description string, tags map[string]string) (kmscustody.KeyInfo, error) {
+func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description string, tags map[string]string) (store.KeyInfo, error) {
 	in := &kms.CreateKeyInput{
 		KeySpec:     types.KeySpec(spec),
 		KeyUsage:    types.KeyUsageTypeSignVerify,
@@ -46,7 +45,7 @@ func (k *KMS) CreateKey(ctx context.Context, spec kmscustody.KeySpec, descriptio
 	}
 	out, err := k.client.CreateKey(ctx, in)
 	if err != nil {
-		return kmscustody.KeyInfo{}, fmt.Errorf("create %s KMS key: %w", spec, mapKMSError(err))
+		return store.KeyInfo{}, fmt.Errorf("create %s KMS key: %w", spec, mapKMSError(err))
 	}
 	return keyInfo(out.KeyMetadata), nil
 }
@@ -65,7 +64,7 @@ func (k *KMS) GetPublicKey(ctx context.Context, keyID string) ([]byte, error) {
 // kmscustody signer retries that itself, within the caller's deadline, and
 // two nested retry loops would multiply the calls made into a throttled
 // quota.
-func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, error) {
+func (k *KMS) Sign(ctx context.Context, req store.SignRequest) ([]byte, error) {
 	messageType := types.MessageTypeRaw
 	if req.Digest {
 		messageType = types.MessageTypeDigest
@@ -83,10 +82,10 @@ func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, err
 }
 
 // DescribeKey returns the key's metadata.
-func (k *KMS) DescribeKey(ctx context.Context, keyID string) (kmscustody.KeyInfo, error) {
+func (k *KMS) DescribeKey(ctx context.Context, keyID string) (store.KeyInfo, error) {
 	out, err := k.client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: &keyID})
 	if err != nil {
-		return kmscustody.KeyInfo{}, fmt.Errorf("describe KMS key %s: %w", keyID, mapKMSError(err))
+		return store.KeyInfo{}, fmt.Errorf("describe KMS key %s: %w", keyID, mapKMSError(err))
 	}
 	return keyInfo(out.KeyMetadata), nil
 }
@@ -95,8 +94,8 @@ func (k *KMS) DescribeKey(ctx context.Context, keyID string) (kmscustody.KeyInfo
 // has no tag filter, so this is one ListResourceTags per key (and one
 // DescribeKey per match); it runs in rotations and cleanups, never on the
 // signing path.
-func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]kmscustody.KeyInfo, error) {
-	var found []kmscustody.KeyInfo
+func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]store.KeyInfo, error) {
+	var found []store.KeyInfo
 	pages := kms.NewListKeysPaginator(k.client, &kms.ListKeysInput{})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -106,7 +105,7 @@ func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]km
 		for _, entry := range page.Keys {
 			id := aws.ToString(entry.KeyId)
 			tags, err := k.tags(ctx, id)
-			if errors.Is(err, kmscustody.ErrNotFound) || awserr.Code(err) == "AccessDeniedException" {
+			if errors.Is(err, store.ErrKeyNotFound) || awserr.Code(err) == "AccessDeniedException" {
 				// Deleted since the listing, or a key this role may not read
 				// (tag-scoped IAM): either way not one of ours to manage.
 				continue
@@ -118,7 +117,7 @@ func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]km
 				continue
 			}
 			info, err := k.DescribeKey(ctx, id)
-			if errors.Is(err, kmscustody.ErrNotFound) {
+			if errors.Is(err, store.ErrKeyNotFound) {
 				continue
 			}
 			if err != nil {
@@ -149,7 +148,7 @@ func (k *KMS) tags(ctx context.Context, keyID string) (map[string]string, error)
 // DisableKey disables the key. It sends the bare key id: moto answers HTTP
 // 500 to an ARN here (AWS accepts both).
 func (k *KMS) DisableKey(ctx context.Context, keyID string) error {
-	id := kmscustody.BareKeyID(keyID)
+	id := store.BareKeyID(keyID)
 	if _, err := k.client.DisableKey(ctx, &kms.DisableKeyInput{KeyId: &id}); err != nil {
 		return fmt.Errorf("disable KMS key %s: %w", keyID, mapKMSError(err))
 	}
@@ -160,11 +159,11 @@ func (k *KMS) DisableKey(ctx context.Context, keyID string) error {
 // window is checked here because moto silently ignores one out of range;
 // the key is sent as a bare id, as for DisableKey.
 func (k *KMS) ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays int) error {
-	if !kmscustody.ValidDeletionWindow(windowDays) {
+	if !store.ValidDeletionWindow(windowDays) {
 		return fmt.Errorf("schedule deletion of KMS key %s: window of %d days is outside %d to %d",
-			keyID, windowDays, kmscustody.MinDeletionWindow, kmscustody.MaxDeletionWindow)
+			keyID, windowDays, store.MinDeletionWindow, store.MaxDeletionWindow)
 	}
-	id := kmscustody.BareKeyID(keyID)
+	id := store.BareKeyID(keyID)
 	_, err := k.client.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
 		KeyId:               &id,
 		PendingWindowInDays: aws.Int32(int32(windowDays)),
@@ -175,20 +174,20 @@ func (k *KMS) ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays 
 	return nil
 }
 
-func keyInfo(m *types.KeyMetadata) kmscustody.KeyInfo {
+func keyInfo(m *types.KeyMetadata) store.KeyInfo {
 	if m == nil {
-		return kmscustody.KeyInfo{}
+		return store.KeyInfo{}
 	}
-	return kmscustody.KeyInfo{
+	return store.KeyInfo{
 		ID:      aws.ToString(m.KeyId),
 		ARN:     aws.ToString(m.Arn),
 		State:   string(m.KeyState),
 		Created: aws.ToTime(m.CreationDate),
-		Spec:    kmscustody.KeySpec(m.KeySpec),
+		Spec:    store.KeySpec(m.KeySpec),
 	}
 }
 
-// mapKMSError wraps err with the kmscustody sentinel it stands for, keeping
+// mapKMSError wraps err with the store sentinel it stands for, keeping
 // the AWS error in the chain.
 func mapKMSError(err error) error {
 	var (
@@ -198,11 +197,11 @@ func mapKMSError(err error) error {
 	)
 	switch {
 	case isThrottle(err):
-		return awserr.As(kmscustody.ErrThrottled, err)
+		return awserr.As(store.ErrThrottled, err)
 	case errors.As(err, &notFound):
-		return awserr.As(kmscustody.ErrNotFound, err)
+		return awserr.As(store.ErrKeyNotFound, err)
 	case errors.As(err, &disabled), errors.As(err, &invalid):
-		return awserr.As(kmscustody.ErrKeyState, err)
+		return awserr.As(store.ErrKeyState, err)
 	}
 	return err
 }

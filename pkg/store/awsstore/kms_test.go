@@ -3,7 +3,7 @@ package awsstore_test
 import (
 	"testing"
 
-	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/store/storetest"
 )
@@ -12,5 +12,5 @@ import (
 // its own, so they do not see each other's keys.
 func TestKMSContract(t *testing.T) {
 	api := awsstore.NewKMS(awsstore.NewKMSClient(motoConfig(t)))
-	storetest.RunKMS(t, func(*testing.T) kmscustody.API { return api })
+	storetest.RunKMS(t, func(*testing.T) store.KMS { return api })
 }

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store"
 )
 
 // Operation names of KMS passed to a Hook.
@@ -46,12 +46,12 @@ type KMS struct {
 }
 
 type kmsKey struct {
-	info kmscustody.KeyInfo
+	info store.KeyInfo
 	tags map[string]string
 	priv crypto.Signer
 }
 
-var _ kmscustody.API = (*KMS)(nil)
+var _ store.KMS = (*KMS)(nil)
 
 // NewKMS returns a KMS without keys whose clock (creation dates) is now;
 // nil means time.Now.
@@ -63,41 +63,41 @@ func NewKMS(now func() time.Time) *KMS {
 }
 
 // CreateKey makes a key of spec with real key material.
-func (k *KMS) CreateKey(ctx context.Context, spec kmscustody.KeySpec, description string, tags map[string]string) (kmscustody.KeyInfo, error) {
+func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description string, tags map[string]string) (store.KeyInfo, error) {
 	if err := k.runHook(OpCreateKey); err != nil {
-		return kmscustody.KeyInfo{}, err
+		return store.KeyInfo{}, err
 	}
 	var (
 		priv crypto.Signer
 		err  error
 	)
 	switch spec {
-	case kmscustody.SpecP256:
+	case store.KeySpecP256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case kmscustody.SpecP384:
+	case store.KeySpecP384:
 		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case kmscustody.SpecRSA2048:
+	case store.KeySpecRSA2048:
 		priv, err = rsa.GenerateKey(rand.Reader, 2048)
 	default:
-		return kmscustody.KeyInfo{}, fmt.Errorf("create key: key spec %q is not supported for SIGN_VERIFY here", spec)
+		return store.KeyInfo{}, fmt.Errorf("create key: key spec %q is not supported for SIGN_VERIFY here", spec)
 	}
 	if err != nil {
-		return kmscustody.KeyInfo{}, fmt.Errorf("create key: %w", err)
+		return store.KeyInfo{}, fmt.Errorf("create key: %w", err)
 	}
 	if len(tags) > maxTags {
-		return kmscustody.KeyInfo{}, fmt.Errorf("create key: %d tags, at most %d", len(tags), maxTags)
+		return store.KeyInfo{}, fmt.Errorf("create key: %d tags, at most %d", len(tags), maxTags)
 	}
 	for key, value := range tags {
 		if key == "" || len(key) > maxTagKeyLen || len(value) > maxTagValueLen || strings.HasPrefix(key, "aws:") {
-			return kmscustody.KeyInfo{}, fmt.Errorf("create key: invalid tag %q=%q", key, value)
+			return store.KeyInfo{}, fmt.Errorf("create key: invalid tag %q=%q", key, value)
 		}
 	}
 	id := newUUID()
 	key := &kmsKey{
-		info: kmscustody.KeyInfo{
+		info: store.KeyInfo{
 			ID:      id,
 			ARN:     kmsARNPrefix + id,
-			State:   kmscustody.StateEnabled,
+			State:   store.KeyEnabled,
 			Created: k.now(),
 			Spec:    spec,
 		},
@@ -128,7 +128,7 @@ func (k *KMS) GetPublicKey(ctx context.Context, keyID string) ([]byte, error) {
 // Sign signs with an enabled key, as KMS does: RAW messages of at most
 // 4,096 bytes are hashed, DIGEST ones must be a digest of the algorithm's
 // size, and the algorithm must fit the key.
-func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, error) {
+func (k *KMS) Sign(ctx context.Context, req store.SignRequest) ([]byte, error) {
 	if err := k.runHook(OpSign); err != nil {
 		return nil, err
 	}
@@ -140,10 +140,10 @@ func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, err
 	}
 	var hash crypto.Hash
 	switch {
-	case req.Algorithm == kmscustody.ECDSASHA256 && key.info.Spec == kmscustody.SpecP256,
-		req.Algorithm == kmscustody.RSAPKCS1SHA256 && key.info.Spec == kmscustody.SpecRSA2048:
+	case req.Algorithm == store.ECDSASHA256 && key.info.Spec == store.KeySpecP256,
+		req.Algorithm == store.RSAPKCS1SHA256 && key.info.Spec == store.KeySpecRSA2048:
 		hash = crypto.SHA256
-	case req.Algorithm == kmscustody.ECDSASHA384 && key.info.Spec == kmscustody.SpecP384:
+	case req.Algorithm == store.ECDSASHA384 && key.info.Spec == store.KeySpecP384:
 		hash = crypto.SHA384
 	default:
 		return nil, fmt.Errorf("sign with KMS key %s: algorithm %s does not fit key spec %s", req.KeyID, req.Algorithm, key.info.Spec)
@@ -154,8 +154,8 @@ func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, err
 			return nil, fmt.Errorf("sign with KMS key %s: digest is %d bytes, %s needs %d", req.KeyID, len(digest), req.Algorithm, hash.Size())
 		}
 	} else {
-		if n := len(req.Message); n == 0 || n > kmscustody.MaxRawMessage {
-			return nil, fmt.Errorf("sign with KMS key %s: RAW message is %d bytes, must be 1 to %d", req.KeyID, n, kmscustody.MaxRawMessage)
+		if n := len(req.Message); n == 0 || n > store.MaxRawSignMessage {
+			return nil, fmt.Errorf("sign with KMS key %s: RAW message is %d bytes, must be 1 to %d", req.KeyID, n, store.MaxRawSignMessage)
 		}
 		h := hash.New()
 		h.Write(req.Message)
@@ -171,27 +171,27 @@ func (k *KMS) Sign(ctx context.Context, req kmscustody.SignRequest) ([]byte, err
 }
 
 // DescribeKey returns the key's metadata, in any state.
-func (k *KMS) DescribeKey(ctx context.Context, keyID string) (kmscustody.KeyInfo, error) {
+func (k *KMS) DescribeKey(ctx context.Context, keyID string) (store.KeyInfo, error) {
 	if err := k.runHook(OpDescribeKey); err != nil {
-		return kmscustody.KeyInfo{}, err
+		return store.KeyInfo{}, err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	key, err := k.lookup(keyID, "describe key")
 	if err != nil {
-		return kmscustody.KeyInfo{}, err
+		return store.KeyInfo{}, err
 	}
 	return key.info, nil
 }
 
 // ListKeysTagged returns the keys carrying tagKey=tagValue, oldest first.
-func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]kmscustody.KeyInfo, error) {
+func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]store.KeyInfo, error) {
 	if err := k.runHook(OpListKeysTagged); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var out []kmscustody.KeyInfo
+	var out []store.KeyInfo
 	for _, id := range k.ids {
 		key := k.keys[id]
 		if v, ok := key.tags[tagKey]; ok && v == tagValue {
@@ -214,10 +214,10 @@ func (k *KMS) DisableKey(ctx context.Context, keyID string) error {
 	if err != nil {
 		return err
 	}
-	if key.info.State == kmscustody.StatePendingDeletion {
-		return fmt.Errorf("disable key %s: %w: it is pending deletion", keyID, kmscustody.ErrKeyState)
+	if key.info.State == store.KeyPendingDeletion {
+		return fmt.Errorf("disable key %s: %w: it is pending deletion", keyID, store.ErrKeyState)
 	}
-	key.info.State = kmscustody.StateDisabled
+	key.info.State = store.KeyDisabled
 	return nil
 }
 
@@ -227,9 +227,9 @@ func (k *KMS) ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays 
 	if err := k.runHook(OpScheduleKeyDeletion); err != nil {
 		return err
 	}
-	if !kmscustody.ValidDeletionWindow(windowDays) {
+	if !store.ValidDeletionWindow(windowDays) {
 		return fmt.Errorf("schedule key deletion %s: window of %d days is outside %d to %d",
-			keyID, windowDays, kmscustody.MinDeletionWindow, kmscustody.MaxDeletionWindow)
+			keyID, windowDays, store.MinDeletionWindow, store.MaxDeletionWindow)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -237,18 +237,18 @@ func (k *KMS) ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays 
 	if err != nil {
 		return err
 	}
-	if key.info.State == kmscustody.StatePendingDeletion {
-		return fmt.Errorf("schedule key deletion %s: %w: it is already pending deletion", keyID, kmscustody.ErrKeyState)
+	if key.info.State == store.KeyPendingDeletion {
+		return fmt.Errorf("schedule key deletion %s: %w: it is already pending deletion", keyID, store.ErrKeyState)
 	}
-	key.info.State = kmscustody.StatePendingDeletion
+	key.info.State = store.KeyPendingDeletion
 	return nil
 }
 
 // lookup finds a key by id or ARN. Callers hold k.mu.
 func (k *KMS) lookup(keyID, op string) (*kmsKey, error) {
-	key, ok := k.keys[kmscustody.BareKeyID(keyID)]
+	key, ok := k.keys[store.BareKeyID(keyID)]
 	if !ok {
-		return nil, fmt.Errorf("%s %s: %w", op, keyID, kmscustody.ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", op, keyID, store.ErrKeyNotFound)
 	}
 	return key, nil
 }
@@ -259,8 +259,8 @@ func (k *KMS) usable(keyID, op string) (*kmsKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if key.info.State != kmscustody.StateEnabled {
-		return nil, fmt.Errorf("%s %s: %w: it is %s", op, keyID, kmscustody.ErrKeyState, key.info.State)
+	if key.info.State != store.KeyEnabled {
+		return nil, fmt.Errorf("%s %s: %w: it is %s", op, keyID, store.ErrKeyState, key.info.State)
 	}
 	return key, nil
 }

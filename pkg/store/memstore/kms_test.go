@@ -9,13 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/memstore"
 	"jwks-issuer/pkg/store/storetest"
 )
 
 func TestKMSContract(t *testing.T) {
-	storetest.RunKMS(t, func(*testing.T) kmscustody.API { return memstore.NewKMS(nil) })
+	storetest.RunKMS(t, func(*testing.T) store.KMS { return memstore.NewKMS(nil) })
 }
 
 // The twin refuses what AWS refuses and moto allows: signing with a disabled
@@ -24,15 +24,15 @@ func TestKMSContract(t *testing.T) {
 func TestKMSAWSRules(t *testing.T) {
 	ctx := context.Background()
 	k := memstore.NewKMS(nil)
-	create := func() kmscustody.KeyInfo {
-		info, err := k.CreateKey(ctx, kmscustody.SpecP256, "", map[string]string{"t": "v"})
+	create := func() store.KeyInfo {
+		info, err := k.CreateKey(ctx, store.KeySpecP256, "", map[string]string{"t": "v"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return info
 	}
 	sign := func(id string, msg []byte, digest bool) ([]byte, error) {
-		return k.Sign(ctx, kmscustody.SignRequest{KeyID: id, Algorithm: kmscustody.ECDSASHA256, Message: msg, Digest: digest})
+		return k.Sign(ctx, store.SignRequest{KeyID: id, Algorithm: store.ECDSASHA256, Message: msg, Digest: digest})
 	}
 
 	disabled, pending := create(), create()
@@ -42,26 +42,26 @@ func TestKMSAWSRules(t *testing.T) {
 	if err := k.ScheduleKeyDeletion(ctx, pending.ARN, 7); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []kmscustody.KeyInfo{disabled, pending} {
-		if _, err := sign(key.ID, []byte("x"), false); !errors.Is(err, kmscustody.ErrKeyState) {
+	for _, key := range []store.KeyInfo{disabled, pending} {
+		if _, err := sign(key.ID, []byte("x"), false); !errors.Is(err, store.ErrKeyState) {
 			t.Errorf("Sign with a %s key: err = %v, want ErrKeyState", key.State, err)
 		}
-		if _, err := k.GetPublicKey(ctx, key.ID); !errors.Is(err, kmscustody.ErrKeyState) {
+		if _, err := k.GetPublicKey(ctx, key.ID); !errors.Is(err, store.ErrKeyState) {
 			t.Errorf("GetPublicKey of a disabled or pending key: err = %v, want ErrKeyState", err)
 		}
 	}
-	if err := k.DisableKey(ctx, pending.ID); !errors.Is(err, kmscustody.ErrKeyState) {
+	if err := k.DisableKey(ctx, pending.ID); !errors.Is(err, store.ErrKeyState) {
 		t.Errorf("DisableKey of a pending-deletion key: err = %v, want ErrKeyState", err)
 	}
-	if err := k.ScheduleKeyDeletion(ctx, pending.ID, 7); !errors.Is(err, kmscustody.ErrKeyState) {
+	if err := k.ScheduleKeyDeletion(ctx, pending.ID, 7); !errors.Is(err, store.ErrKeyState) {
 		t.Errorf("ScheduleKeyDeletion twice: err = %v, want ErrKeyState", err)
 	}
 
 	key := create()
-	if _, err := sign(key.ID, []byte(strings.Repeat("a", kmscustody.MaxRawMessage+1)), false); err == nil {
+	if _, err := sign(key.ID, []byte(strings.Repeat("a", store.MaxRawSignMessage+1)), false); err == nil {
 		t.Error("Sign of a RAW message over 4096 bytes: err = nil, want an error")
 	}
-	if _, err := k.Sign(ctx, kmscustody.SignRequest{KeyID: key.ID, Algorithm: kmscustody.ECDSASHA384, Message: []byte("x")}); err == nil {
+	if _, err := k.Sign(ctx, store.SignRequest{KeyID: key.ID, Algorithm: store.ECDSASHA384, Message: []byte("x")}); err == nil {
 		t.Error("Sign with an algorithm that does not fit the key: err = nil, want an error")
 	}
 	digest := sha256.Sum256([]byte("message"))
@@ -88,7 +88,7 @@ func TestKMSAWSRules(t *testing.T) {
 func TestKMSHookFailsEachOperation(t *testing.T) {
 	ctx := context.Background()
 	k := memstore.NewKMS(nil)
-	key, err := k.CreateKey(ctx, kmscustody.SpecP256, "", nil)
+	key, err := k.CreateKey(ctx, store.KeySpecP256, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +96,10 @@ func TestKMSHookFailsEachOperation(t *testing.T) {
 		op   string
 		call func() error
 	}{
-		{memstore.OpCreateKey, func() error { _, err := k.CreateKey(ctx, kmscustody.SpecP256, "", nil); return err }},
+		{memstore.OpCreateKey, func() error { _, err := k.CreateKey(ctx, store.KeySpecP256, "", nil); return err }},
 		{memstore.OpGetPublicKey, func() error { _, err := k.GetPublicKey(ctx, key.ID); return err }},
 		{memstore.OpSign, func() error {
-			_, err := k.Sign(ctx, kmscustody.SignRequest{KeyID: key.ID, Algorithm: kmscustody.ECDSASHA256, Message: []byte("x")})
+			_, err := k.Sign(ctx, store.SignRequest{KeyID: key.ID, Algorithm: store.ECDSASHA256, Message: []byte("x")})
 			return err
 		}},
 		{memstore.OpDescribeKey, func() error { _, err := k.DescribeKey(ctx, key.ID); return err }},
@@ -120,7 +120,7 @@ func TestKMSHookFailsEachOperation(t *testing.T) {
 		}
 	}
 	k.SetHook(nil)
-	if info, err := k.DescribeKey(ctx, key.ID); err != nil || info.State != kmscustody.StateEnabled {
+	if info, err := k.DescribeKey(ctx, key.ID); err != nil || info.State != store.KeyEnabled {
 		t.Errorf("after failed operations the key is %+v, %v; want it Enabled", info, err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"jwks-issuer/pkg/kmscustody"
+	"jwks-issuer/pkg/store"
 )
 
 // RunKMS runs the KMS contract: what both AWS (through moto) and the twin do.
@@ -22,15 +22,15 @@ import (
 // signs with disabled keys where AWS refuses. newAPI may return the same
 // KMS to every subtest: each tags its keys with a value of its own.
 // Subtests run in parallel.
-func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
+func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 	ctx := context.Background()
 	const tag = "storetest:case"
-	fresh := func(t *testing.T) (kmscustody.API, func(spec kmscustody.KeySpec) kmscustody.KeyInfo, string) {
+	fresh := func(t *testing.T) (store.KMS, func(spec store.KeySpec) store.KeyInfo, string) {
 		t.Helper()
 		t.Parallel()
 		api := newAPI(t)
 		value := NewVersionID(t)
-		create := func(spec kmscustody.KeySpec) kmscustody.KeyInfo {
+		create := func(spec store.KeySpec) store.KeyInfo {
 			t.Helper()
 			k, err := api.CreateKey(ctx, spec, "storetest", map[string]string{tag: value, "other": "x"})
 			if err != nil {
@@ -41,20 +41,20 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
 		return api, create, value
 	}
 	specs := []struct {
-		spec kmscustody.KeySpec
-		alg  kmscustody.SigningAlgorithm
+		spec store.KeySpec
+		alg  store.SigningAlgorithm
 		hash crypto.Hash
 	}{
-		{kmscustody.SpecP256, kmscustody.ECDSASHA256, crypto.SHA256},
-		{kmscustody.SpecP384, kmscustody.ECDSASHA384, crypto.SHA384},
-		{kmscustody.SpecRSA2048, kmscustody.RSAPKCS1SHA256, crypto.SHA256},
+		{store.KeySpecP256, store.ECDSASHA256, crypto.SHA256},
+		{store.KeySpecP384, store.ECDSASHA384, crypto.SHA384},
+		{store.KeySpecRSA2048, store.RSAPKCS1SHA256, crypto.SHA256},
 	}
 
 	t.Run("CreateKey, DescribeKey by id and ARN, GetPublicKey", func(t *testing.T) {
 		api, create, _ := fresh(t)
 		for _, c := range specs {
 			k := create(c.spec)
-			if k.ID == "" || k.ARN != kmsARNPrefix(k.ARN)+k.ID || k.State != kmscustody.StateEnabled || k.Spec != c.spec {
+			if k.ID == "" || k.ARN != kmsARNPrefix(k.ARN)+k.ID || k.State != store.KeyEnabled || k.Spec != c.spec {
 				t.Errorf("CreateKey(%s) = %+v: want an id, its ARN, Enabled, the spec", c.spec, k)
 			}
 			if d := time.Since(k.Created); d < -time.Minute || d > time.Minute {
@@ -83,7 +83,7 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
 			pub := kmsPublicKey(t, api, k.ARN)
 			for _, ref := range []string{k.ARN, k.ID} {
 				msg := []byte("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." + string(c.alg))
-				sig, err := api.Sign(ctx, kmscustody.SignRequest{KeyID: ref, Algorithm: c.alg, Message: msg})
+				sig, err := api.Sign(ctx, store.SignRequest{KeyID: ref, Algorithm: c.alg, Message: msg})
 				if err != nil {
 					t.Fatalf("Sign(%s, %s): %v", c.spec, ref, err)
 				}
@@ -96,8 +96,8 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
 
 	t.Run("ListKeysTagged finds exactly the tagged keys, with their tags and states", func(t *testing.T) {
 		api, create, value := fresh(t)
-		a, b := create(kmscustody.SpecP256), create(kmscustody.SpecP256)
-		if _, err := api.CreateKey(ctx, kmscustody.SpecP256, "storetest", map[string]string{tag: value + "-other"}); err != nil {
+		a, b := create(store.KeySpecP256), create(store.KeySpecP256)
+		if _, err := api.CreateKey(ctx, store.KeySpecP256, "storetest", map[string]string{tag: value + "-other"}); err != nil {
 			t.Fatal(err)
 		}
 		mustDo(t, "DisableKey", api.DisableKey(ctx, b.ID))
@@ -111,11 +111,11 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
 			if want := map[string]string{tag: value, "other": "x"}; !maps.Equal(k.Tags, want) {
 				t.Errorf("key %s tags = %v, want %v", k.ID, k.Tags, want)
 			}
-			if k.ARN != kmsARNPrefix(k.ARN)+k.ID || k.Spec != kmscustody.SpecP256 || k.Created.IsZero() {
+			if k.ARN != kmsARNPrefix(k.ARN)+k.ID || k.Spec != store.KeySpecP256 || k.Created.IsZero() {
 				t.Errorf("listed key %+v lacks its ARN, spec or creation date", k)
 			}
 		}
-		want := map[string]string{a.ID: kmscustody.StateEnabled, b.ID: kmscustody.StateDisabled}
+		want := map[string]string{a.ID: store.KeyEnabled, b.ID: store.KeyDisabled}
 		if !maps.Equal(states, want) {
 			t.Errorf("ListKeysTagged = %v, want %v", states, want)
 		}
@@ -123,46 +123,46 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) kmscustody.API) {
 
 	t.Run("DisableKey by ARN, twice", func(t *testing.T) {
 		api, create, _ := fresh(t)
-		k := create(kmscustody.SpecP256)
+		k := create(store.KeySpecP256)
 		mustDo(t, "DisableKey", api.DisableKey(ctx, k.ARN))
 		mustDo(t, "DisableKey again", api.DisableKey(ctx, k.ARN))
-		kmsWantState(t, api, k.ID, kmscustody.StateDisabled)
+		kmsWantState(t, api, k.ID, store.KeyDisabled)
 	})
 
 	t.Run("ScheduleKeyDeletion by ARN; out-of-range windows refused", func(t *testing.T) {
 		api, create, _ := fresh(t)
-		k := create(kmscustody.SpecP256)
+		k := create(store.KeySpecP256)
 		for _, days := range []int{0, 6, 31} {
 			if err := api.ScheduleKeyDeletion(ctx, k.ARN, days); err == nil {
 				t.Errorf("ScheduleKeyDeletion(%d days): err = nil, want an error", days)
 			}
 		}
-		kmsWantState(t, api, k.ID, kmscustody.StateEnabled)
+		kmsWantState(t, api, k.ID, store.KeyEnabled)
 		mustDo(t, "ScheduleKeyDeletion", api.ScheduleKeyDeletion(ctx, k.ARN, 7))
-		kmsWantState(t, api, k.ID, kmscustody.StatePendingDeletion)
+		kmsWantState(t, api, k.ID, store.KeyPendingDeletion)
 		// A disabled key can be scheduled too.
-		d := create(kmscustody.SpecP256)
+		d := create(store.KeySpecP256)
 		mustDo(t, "DisableKey", api.DisableKey(ctx, d.ID))
 		mustDo(t, "ScheduleKeyDeletion", api.ScheduleKeyDeletion(ctx, d.ID, 30))
-		kmsWantState(t, api, d.ID, kmscustody.StatePendingDeletion)
+		kmsWantState(t, api, d.ID, store.KeyPendingDeletion)
 	})
 
 	t.Run("a missing key is ErrNotFound", func(t *testing.T) {
 		api, create, _ := fresh(t)
-		k := create(kmscustody.SpecP256) // for the ARN shape
+		k := create(store.KeySpecP256) // for the ARN shape
 		id := "0badc0de-0000-4000-8000-" + NewVersionID(t)[:12]
 		for _, ref := range []string{id, kmsARNPrefix(k.ARN) + id} {
 			for name, call := range map[string]func() error{
 				"DescribeKey":  func() error { _, err := api.DescribeKey(ctx, ref); return err },
 				"GetPublicKey": func() error { _, err := api.GetPublicKey(ctx, ref); return err },
 				"Sign": func() error {
-					_, err := api.Sign(ctx, kmscustody.SignRequest{KeyID: ref, Algorithm: kmscustody.ECDSASHA256, Message: []byte("x")})
+					_, err := api.Sign(ctx, store.SignRequest{KeyID: ref, Algorithm: store.ECDSASHA256, Message: []byte("x")})
 					return err
 				},
 				"DisableKey":          func() error { return api.DisableKey(ctx, ref) },
 				"ScheduleKeyDeletion": func() error { return api.ScheduleKeyDeletion(ctx, ref, 7) },
 			} {
-				if err := call(); !errors.Is(err, kmscustody.ErrNotFound) {
+				if err := call(); !errors.Is(err, store.ErrKeyNotFound) {
 					t.Errorf("%s(%s): err = %v, want ErrNotFound", name, ref, err)
 				}
 			}
@@ -178,7 +178,7 @@ func kmsARNPrefix(arn string) string {
 	return "(not a key ARN: " + arn + ")"
 }
 
-func kmsPublicKey(t *testing.T, api kmscustody.API, ref string) crypto.PublicKey {
+func kmsPublicKey(t *testing.T, api store.KMS, ref string) crypto.PublicKey {
 	t.Helper()
 	der, err := api.GetPublicKey(context.Background(), ref)
 	if err != nil {
@@ -191,15 +191,15 @@ func kmsPublicKey(t *testing.T, api kmscustody.API, ref string) crypto.PublicKey
 	return pub
 }
 
-func kmsFitsSpec(pub crypto.PublicKey, spec kmscustody.KeySpec) error {
+func kmsFitsSpec(pub crypto.PublicKey, spec store.KeySpec) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		if (spec == kmscustody.SpecP256 && k.Curve == elliptic.P256()) || (spec == kmscustody.SpecP384 && k.Curve == elliptic.P384()) {
+		if (spec == store.KeySpecP256 && k.Curve == elliptic.P256()) || (spec == store.KeySpecP384 && k.Curve == elliptic.P384()) {
 			return nil
 		}
 		return fmt.Errorf("curve %s for spec %s", k.Curve.Params().Name, spec)
 	case *rsa.PublicKey:
-		if spec == kmscustody.SpecRSA2048 && k.N.BitLen() == 2048 {
+		if spec == store.KeySpecRSA2048 && k.N.BitLen() == 2048 {
 			return nil
 		}
 		return fmt.Errorf("%d-bit RSA for spec %s", k.N.BitLen(), spec)
@@ -223,7 +223,7 @@ func kmsVerify(pub crypto.PublicKey, hash crypto.Hash, msg, sig []byte) error {
 	return fmt.Errorf("key type %T", pub)
 }
 
-func kmsWantState(t *testing.T, api kmscustody.API, id, state string) {
+func kmsWantState(t *testing.T, api store.KMS, id, state string) {
 	t.Helper()
 	k, err := api.DescribeKey(context.Background(), id)
 	if err != nil {

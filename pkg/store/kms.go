@@ -1,28 +1,19 @@
-// Package kmscustody keeps signing keys in AWS KMS: each new key is a new
-// asymmetric KMS key, the secret holds only its ARN and public JWK, tokens
-// are signed with kms:Sign, and keys the secret no longer needs are disabled
-// (revoked) or scheduled for deletion (dropped).
-//
-// The KMS operations it needs are the API interface below, implemented over
-// the SDK by store/awsstore and in memory by store/memstore.
-package kmscustody
+package store
 
 import (
 	"context"
 	"errors"
 	"strings"
 	"time"
-
-	"jwks-issuer/pkg/keys"
 )
 
 // KeySpec is a KMS key spec, spelled as KMS spells it.
 type KeySpec string
 
 const (
-	SpecP256    KeySpec = "ECC_NIST_P256"
-	SpecP384    KeySpec = "ECC_NIST_P384"
-	SpecRSA2048 KeySpec = "RSA_2048"
+	KeySpecP256    KeySpec = "ECC_NIST_P256"
+	KeySpecP384    KeySpec = "ECC_NIST_P384"
+	KeySpecRSA2048 KeySpec = "RSA_2048"
 )
 
 // SigningAlgorithm is a KMS signing algorithm, spelled as KMS spells it.
@@ -34,15 +25,15 @@ const (
 	RSAPKCS1SHA256 SigningAlgorithm = "RSASSA_PKCS1_V1_5_SHA_256"
 )
 
-// Key states the custody acts on (KMS has more; they are left alone).
+// KMS key states the issuer acts on (KMS has more; they are left alone).
 const (
-	StateEnabled         = "Enabled"
-	StateDisabled        = "Disabled"
-	StatePendingDeletion = "PendingDeletion"
+	KeyEnabled         = "Enabled"
+	KeyDisabled        = "Disabled"
+	KeyPendingDeletion = "PendingDeletion"
 )
 
-// MaxRawMessage is the largest message KMS signs with MessageType RAW.
-const MaxRawMessage = 4096
+// MaxRawSignMessage is the largest message KMS signs with MessageType RAW.
+const MaxRawSignMessage = 4096
 
 // KMS's bounds on the ScheduleKeyDeletion window, in days.
 const (
@@ -51,15 +42,15 @@ const (
 )
 
 // ValidDeletionWindow reports whether days is a window KMS accepts. moto
-// silently ignores a window outside it, so implementations check it
-// themselves.
+// silently ignores a window outside it, so implementations of KMS check it
+// themselves rather than let a test pass that AWS would fail.
 func ValidDeletionWindow(days int) bool {
 	return days >= MinDeletionWindow && days <= MaxDeletionWindow
 }
 
 var (
-	// ErrNotFound: no such KMS key.
-	ErrNotFound = errors.New("KMS key not found")
+	// ErrKeyNotFound: no such KMS key.
+	ErrKeyNotFound = errors.New("KMS key not found")
 	// ErrKeyState: the key's state forbids the operation (a disabled or
 	// pending-deletion key cannot sign).
 	ErrKeyState = errors.New("KMS key state forbids the operation")
@@ -84,14 +75,15 @@ type SignRequest struct {
 	Algorithm SigningAlgorithm
 	Message   []byte
 	// Digest: Message is already the hash (MessageType DIGEST), for
-	// messages above MaxRawMessage. RAW otherwise.
+	// messages above MaxRawSignMessage. RAW otherwise.
 	Digest bool
 }
 
-// API is the part of KMS the custody uses. Implementations map KMS errors
-// onto ErrNotFound, ErrKeyState and ErrThrottled, and must not retry
-// throttling of Sign themselves (the signer does, within its deadline).
-type API interface {
+// KMS is the part of AWS KMS that KMS custody uses. Implementations map KMS
+// errors onto ErrKeyNotFound, ErrKeyState and ErrThrottled, and must not
+// retry throttling of Sign themselves (the signer does, within its
+// deadline).
+type KMS interface {
 	// CreateKey makes an asymmetric SIGN_VERIFY key with the given tags.
 	CreateKey(ctx context.Context, spec KeySpec, description string, tags map[string]string) (KeyInfo, error)
 	// GetPublicKey returns the DER SubjectPublicKeyInfo of the key.
@@ -106,22 +98,9 @@ type API interface {
 	ListKeysTagged(ctx context.Context, key, value string) ([]KeyInfo, error)
 	// DisableKey disables the key (a no-op for a disabled one).
 	DisableKey(ctx context.Context, keyID string) error
-	// ScheduleKeyDeletion deletes the key after windowDays (7 to 30).
+	// ScheduleKeyDeletion deletes the key after windowDays
+	// (MinDeletionWindow to MaxDeletionWindow).
 	ScheduleKeyDeletion(ctx context.Context, keyID string, windowDays int) error
-}
-
-// specFor is the key spec and signing algorithm of a JWS algorithm.
-func specFor(alg keys.Algorithm) (KeySpec, SigningAlgorithm, error) {
-	switch alg {
-	case keys.ES256:
-		return SpecP256, ECDSASHA256, nil
-	case keys.ES384:
-		return SpecP384, ECDSASHA384, nil
-	case keys.RS256:
-		return SpecRSA2048, RSAPKCS1SHA256, nil
-	}
-	_, err := keys.ParseAlgorithm(string(alg))
-	return "", "", err
 }
 
 // BareKeyID returns the key id of a key ARN
