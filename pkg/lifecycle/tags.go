@@ -38,6 +38,13 @@ func EmergencyRequested(tags map[string]string) bool {
 	return tags[TagRollover] == RolloverEmergency
 }
 
+// RolloverAnswered tells whether promoting rec answers the operator's
+// emergency mark, so that finishSecret clears it: only a record made in an
+// emergency does. A mark set during a normal rotation waits for the next.
+func RolloverAnswered(tags map[string]string, rec keys.Record) bool {
+	return rec.Emergency && tags[TagRollover] != ""
+}
+
 // formatTime is the value of a time tag: UTC, nanoseconds kept so that a
 // fold and a re-read agree to the nanosecond.
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

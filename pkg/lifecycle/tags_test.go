@@ -28,6 +28,28 @@ func TestEmergencyRequested(t *testing.T) {
 	}
 }
 
+func TestRolloverAnswered(t *testing.T) {
+	mark := map[string]string{TagRollover: RolloverEmergency}
+	tests := []struct {
+		name string
+		tags map[string]string
+		rec  keys.Record
+		want bool
+	}{
+		{"emergency record answers the mark", mark, keys.Record{Emergency: true}, true},
+		{"a normal promotion leaves the mark for the next rotation", mark, keys.Record{}, false},
+		{"no mark, nothing to clear", nil, keys.Record{Emergency: true}, false},
+		{"a mistyped mark is still cleared by an emergency", map[string]string{TagRollover: "yes"}, keys.Record{Emergency: true}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RolloverAnswered(tt.tags, tt.rec); got != tt.want {
+				t.Fatalf("RolloverAnswered = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseTimeTag(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	tests := []struct {

@@ -41,7 +41,7 @@ func (r *Rotator) FinishSecret(ctx context.Context, tok string) error {
 			return fmt.Errorf("finishSecret: remove AWSPENDING: %w", err)
 		}
 	}
-	if rec.Emergency && meta.Tags[lifecycle.TagRollover] != "" {
+	if lifecycle.RolloverAnswered(meta.Tags, *rec) {
 		if err := r.secret.Untag(ctx, []string{lifecycle.TagRollover}); err != nil {
 			return fmt.Errorf("finishSecret: clear rollover mark: %w", err)
 		}
