@@ -1,5 +1,9 @@
 // Package envconfig reads the functions' configuration from the environment
-// (DESIGN.md's contract), naming the variable in every error.
+// (the variables of README's configuration table), naming the variable in
+// every error. It checks what a variable is (a whole number, a known name);
+// the rules on what the values mean are checked once, by their owners:
+// lifecycle.Config.Validate for the timing invariants, kmscustody.New for
+// the KMS settings.
 package envconfig
 
 import (
@@ -36,7 +40,7 @@ type Rotator struct {
 	Algorithm         keys.Algorithm
 	Custody           Custody
 	Lifecycle         lifecycle.Config
-	KMSDeletionWindow int // days
+	KMSDeletionWindow int // days; kmscustody.New checks it (KMS custody only)
 	// StackTag is the value of the jwks-issuer:stack tag on the KMS keys
 	// (KMS custody): the template sets the stack name, which its IAM
 	// conditions scope the functions' KMS permissions by.
@@ -46,17 +50,24 @@ type Rotator struct {
 // LoadSigner reads the signer's variables.
 func LoadSigner(getenv func(string) string) (Signer, error) {
 	r := reader{getenv: getenv}
-	d := lifecycle.Defaults()
+	secretID := r.required("SECRET_ID")
+	// T, S and k are shared with the rotator, and judged by the same rules
+	// (lifecycle.Config.Validate), so that a value one function refuses the
+	// other does not accept. The fields the signer does not read keep their
+	// defaults, which pass.
+	lc := lifecycle.Defaults()
+	lc.MaxTokenTTL = r.seconds("MAX_TOKEN_TTL_SECONDS", lc.MaxTokenTTL)
+	lc.KeyCacheMaxAge = r.seconds("KEY_CACHE_SECONDS", lc.KeyCacheMaxAge)
+	lc.ClockSkew = r.seconds("CLOCK_SKEW_SECONDS", lc.ClockSkew)
 	cfg := Signer{
-		SecretID:    r.required("SECRET_ID"),
-		MaxTokenTTL: r.seconds("MAX_TOKEN_TTL_SECONDS", d.MaxTokenTTL),
-		KeyCache:    r.seconds("KEY_CACHE_SECONDS", d.KeyCacheMaxAge),
+		SecretID:    secretID,
+		MaxTokenTTL: lc.MaxTokenTTL,
+		KeyCache:    lc.KeyCacheMaxAge,
 		Custody:     r.custody(),
 	}
-	if r.err == nil && cfg.MaxTokenTTL < time.Second {
-		r.fail("MAX_TOKEN_TTL_SECONDS is %d, must be at least 1", int64(cfg.MaxTokenTTL/time.Second))
+	if r.err == nil {
+		r.err = lc.Validate()
 	}
-	r.seconds("CLOCK_SKEW_SECONDS", d.ClockSkew) // validated here too: both functions share it
 	return cfg, r.err
 }
 
@@ -86,9 +97,6 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 		r.fail("KEY_ALGORITHM: %v", err)
 	}
 	cfg.Algorithm = alg
-	if r.err == nil && (cfg.KMSDeletionWindow < 7 || cfg.KMSDeletionWindow > 30) {
-		r.fail("KMS_DELETION_WINDOW_DAYS is %d, must be between 7 and 30", cfg.KMSDeletionWindow)
-	}
 	if r.err == nil {
 		r.err = cfg.Lifecycle.Validate()
 	}

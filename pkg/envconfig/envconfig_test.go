@@ -29,10 +29,10 @@ func TestLoadRotator(t *testing.T) {
 		{map[string]string{"JWKS_BUCKET": ""}, "JWKS_BUCKET is required"},
 		{map[string]string{"KEY_ALGORITHM": "PS256"}, "supported are ES256, ES384, RS256"},
 		{map[string]string{"KEY_CUSTODY": "hsm"}, `KEY_CUSTODY is "hsm"`},
-		{map[string]string{"KMS_DELETION_WINDOW_DAYS": "6"}, "KMS_DELETION_WINDOW_DAYS is 6, must be between 7 and 30"},
+		{map[string]string{"KMS_DELETION_WINDOW_DAYS": "7 days"}, `KMS_DELETION_WINDOW_DAYS is "7 days", must be a whole number`},
 		{map[string]string{"ACTIVATION_GRACE_SECONDS": "10", "JWKS_MAX_AGE_SECONDS": "20"}, "ACTIVATION_GRACE_SECONDS (10) is below JWKS_MAX_AGE_SECONDS (20)"},
 		{map[string]string{"RETIREMENT_GRACE_SECONDS": "-1"}, "RETIREMENT_GRACE_SECONDS is -1"},
-		{map[string]string{"MAX_TOKEN_TTL_SECONDS": "0"}, "MAX_TOKEN_TTL_SECONDS is 0"},
+		{map[string]string{"MAX_TOKEN_TTL_SECONDS": "0"}, "MAX_TOKEN_TTL_SECONDS is 0, must be at least 1"},
 		{map[string]string{"CLOCK_SKEW_SECONDS": "1.5"}, `CLOCK_SKEW_SECONDS is "1.5", must be a whole number`},
 	}
 	for _, tt := range tests {
@@ -49,15 +49,39 @@ func TestLoadRotator(t *testing.T) {
 	}
 }
 
+// The deletion window's range is kmscustody.New's rule (it applies under KMS
+// custody only): the loader passes the number through for it to judge.
+func TestLoadRotatorLeavesTheDeletionWindowToKMSCustody(t *testing.T) {
+	cfg, err := LoadRotator(env(map[string]string{"SECRET_ID": "s", "JWKS_BUCKET": "b", "KMS_DELETION_WINDOW_DAYS": "6"}))
+	if err != nil || cfg.KMSDeletionWindow != 6 {
+		t.Fatalf("KMS_DELETION_WINDOW_DAYS=6: %d, %v; want 6 passed through", cfg.KMSDeletionWindow, err)
+	}
+}
+
 func TestLoadSigner(t *testing.T) {
 	cfg, err := LoadSigner(env(map[string]string{"SECRET_ID": "s", "KEY_CACHE_SECONDS": "0"}))
-	if err != nil || cfg.KeyCache != 0 || cfg.MaxTokenTTL != time.Hour {
+	if err != nil || cfg.KeyCache != 0 || cfg.MaxTokenTTL != time.Hour || cfg.Custody != CustodySecretsManager {
 		t.Fatalf("%+v, %v", cfg, err)
 	}
-	if _, err := LoadSigner(env(map[string]string{})); err == nil || !strings.Contains(err.Error(), "SECRET_ID is required") {
-		t.Fatalf("missing SECRET_ID: %v", err)
+	cfg, err = LoadSigner(env(map[string]string{"SECRET_ID": "s", "MAX_TOKEN_TTL_SECONDS": "1", "KEY_CUSTODY": "KMS"}))
+	if err != nil || cfg.MaxTokenTTL != time.Second || cfg.Custody != CustodyKMS {
+		t.Fatalf("MAX_TOKEN_TTL_SECONDS=1, KEY_CUSTODY=KMS: %+v, %v", cfg, err)
 	}
-	if _, err := LoadSigner(env(map[string]string{"SECRET_ID": "s", "CLOCK_SKEW_SECONDS": "x"})); err == nil {
-		t.Fatal("a non-number CLOCK_SKEW_SECONDS accepted")
+	tests := []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{}, "SECRET_ID is required"},
+		// lifecycle.Config.Validate owns this rule; the signer must reach it.
+		{map[string]string{"SECRET_ID": "s", "MAX_TOKEN_TTL_SECONDS": "0"}, "MAX_TOKEN_TTL_SECONDS is 0, must be at least 1"},
+		{map[string]string{"SECRET_ID": "s", "MAX_TOKEN_TTL_SECONDS": "-5"}, "MAX_TOKEN_TTL_SECONDS is -5"},
+		{map[string]string{"SECRET_ID": "s", "KEY_CACHE_SECONDS": "-1"}, "KEY_CACHE_SECONDS is -1"},
+		{map[string]string{"SECRET_ID": "s", "CLOCK_SKEW_SECONDS": "x"}, `CLOCK_SKEW_SECONDS is "x", must be a whole number`},
+		{map[string]string{"SECRET_ID": "s", "KEY_CUSTODY": "hsm"}, `KEY_CUSTODY is "hsm"`},
+	}
+	for _, tt := range tests {
+		if _, err := LoadSigner(env(tt.vars)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.vars, err, tt.want)
+		}
 	}
 }

@@ -83,8 +83,9 @@ func TestNewValidates(t *testing.T) {
 		want   string
 	}{
 		{"", 30, "KMS_KEY_TAG"},
-		{"s", 6, "KMS_DELETION_WINDOW_DAYS is 6"},
-		{"s", 31, "KMS_DELETION_WINDOW_DAYS is 31"},
+		// The one check of the window: envconfig leaves it to New.
+		{"s", 6, "KMS_DELETION_WINDOW_DAYS is 6, must be between 7 and 30"},
+		{"s", 31, "KMS_DELETION_WINDOW_DAYS is 31, must be between 7 and 30"},
 	} {
 		if _, err := kmscustody.New(api, c.tag, c.window, time.Now, quiet()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%q, %d): err = %v, want one naming %q", c.tag, c.window, err, c.want)
