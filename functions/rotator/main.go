@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"time"
 
@@ -31,12 +30,12 @@ var (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	log := lambdainit.NewLogger()
 	cfg, err := envconfig.LoadRotator(os.Getenv)
 	if err != nil {
 		lambdainit.Fail(log, "invalid configuration", err)
 	}
-	awsCfg, err := awsstore.LoadConfig(context.Background())
+	awsCfg, err := awsstore.LoadConfig(context.Background(), log)
 	if err != nil {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"time"
 
@@ -17,12 +16,12 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	log := lambdainit.NewLogger()
 	cfg, err := envconfig.LoadSigner(os.Getenv)
 	if err != nil {
 		lambdainit.Fail(log, "invalid configuration", err)
 	}
-	awsCfg, err := awsstore.LoadConfig(context.Background())
+	awsCfg, err := awsstore.LoadConfig(context.Background(), log)
 	if err != nil {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}

@@ -1,4 +1,5 @@
-// Package lambdainit reports a failure during a function's start-up.
+// Package lambdainit starts a function: its logger, and the report of a
+// failure during start-up.
 package lambdainit
 
 import (
@@ -9,6 +10,19 @@ import (
 	"os"
 	"time"
 )
+
+// NewLogger returns the function's logger, JSON lines on stdout, and makes
+// it the destination of the standard log package as well, at Warn: there
+// aws-lambda-go writes each function error's payload and the warnings of its
+// own machinery, which would otherwise be plain-text lines on stderr that
+// CloudWatch Logs Insights and metric filters cannot read. (The AWS SDK's
+// logger is routed through the returned logger by awsstore.LoadConfig.)
+func NewLogger() *slog.Logger {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	slog.SetDefault(log)
+	slog.SetLogLoggerLevel(slog.LevelWarn)
+	return log
+}
 
 // Fail logs err and reports it through the Lambda Runtime API's init error
 // endpoint, so that the caller of the failed invoke sees the message (not

@@ -1,0 +1,90 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"jwks-issuer/internal/stack"
+	"jwks-issuer/internal/testenv"
+)
+
+// assertJSONLines fails the test for every line of out that is not a JSON
+// object: CloudWatch Logs Insights and metric filters read the functions'
+// logs as JSON, and a plain-text line is lost to both.
+func assertJSONLines(t *testing.T, out string) {
+	t.Helper()
+	if strings.TrimSpace(out) == "" {
+		t.Fatal("the function logged nothing")
+	}
+	for line := range strings.Lines(out) {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("log line is not a JSON object (%v): %q", err, line)
+		}
+	}
+}
+
+// Every line the signer writes while it loads keys and signs, in both
+// custodies, is JSON.
+func TestLogIsJSON(t *testing.T) {
+	m := testenv.StartMoto(t)
+	signer := testenv.BuildLambda(t, "jwks-issuer/functions/signer")
+	rotator := testenv.BuildLambda(t, "jwks-issuer/functions/rotator")
+	for _, custody := range []string{"secretsmanager", "kms"} {
+		t.Run(custody, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			s, err := stack.New(ctx, m, signer, rotator, map[string]string{
+				"KEY_CUSTODY": custody, "KMS_DELETION_WINDOW_DAYS": "7", "KMS_KEY_TAG": "logs-" + stack.NewToken(),
+				"KEY_CACHE_SECONDS": "0", "JWKS_MAX_AGE_SECONDS": "0", "ACTIVATION_GRACE_SECONDS": "0",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Stop()
+			if err := s.Rotate(ctx, stack.NewToken()); err != nil {
+				t.Fatalf("rotate: %v\n%s", err, s.Rotator.Logs())
+			}
+			if _, err := s.Sign(ctx, `{"claims":{"sub":"u1"},"ttl":30}`); err != nil {
+				t.Fatalf("sign: %v\n%s", err, s.Signer.Logs())
+			}
+			// A refused request is logged too.
+			if _, err := s.Sign(ctx, `{"claims":{"sub":"u1"},"ttl":7200}`); err == nil {
+				t.Fatal("a ttl above MAX_TOKEN_TTL_SECONDS was signed")
+			}
+			s.Stop() // Logs is complete once the process has exited
+			assertJSONLines(t, s.Signer.Logs())
+		})
+	}
+}
+
+// The signer refuses at start a MAX_TOKEN_TTL_SECONDS that
+// lifecycle.Config.Validate refuses for the rotator, naming the variable.
+func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
+	m := testenv.StartMoto(t)
+	signer := testenv.BuildLambda(t, "jwks-issuer/functions/signer")
+	for _, c := range []struct {
+		env  string
+		want string
+	}{
+		{"MAX_TOKEN_TTL_SECONDS=0", "MAX_TOKEN_TTL_SECONDS is 0, must be at least 1"},
+		{"KEY_CACHE_SECONDS=-1", "KEY_CACHE_SECONDS is -1, must be 0 or more"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			f := testenv.StartFunction(t, signer, append(m.Env(), "SECRET_ID=x", c.env))
+			if _, err := f.Invoke(ctx, []byte(`{"claims":{}}`)); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("invoke: %v, want the init error %q", err, c.want)
+			}
+			f.Stop() // Logs is complete once the process has exited
+			if !strings.Contains(f.Logs(), c.want) {
+				t.Errorf("log does not say %q:\n%s", c.want, f.Logs())
+			}
+			assertJSONLines(t, f.Logs())
+		})
+	}
+}
