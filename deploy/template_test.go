@@ -1,7 +1,8 @@
 // Package deploy checks the SAM template at the repository root: cfn-lint must
 // report no errors, and the template must keep the structural promises the
-// functions rely on (the environment contract of DESIGN.md, least-privilege
-// roles, a private versioned encrypted bucket, the outputs).
+// functions rely on (the environment variables of README's configuration
+// table, least-privilege roles, a private versioned encrypted bucket, the
+// outputs).
 //
 // The template is loaded by cfn-lint's own decoder (python3 -c, cfnlint.decode)
 // and dumped as JSON, so no YAML library is needed here.
@@ -317,7 +318,7 @@ func TestTemplateIsSAM(t *testing.T) {
 func TestParameters(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
-	// name -> default (DESIGN.md's defaults; JSON numbers decode as float64).
+	// name -> default (README's configuration table; JSON numbers decode as float64).
 	want := map[string]any{
 		"KeyAlgorithm":           "ES256",
 		"KeyCustody":             "SecretsManager",
@@ -411,7 +412,7 @@ func functionProp(tpl, fn obj, name string) any {
 func TestFunctions(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
-	// Environment variable -> the parameter it must come from (DESIGN.md's contract).
+	// Environment variable -> the parameter it must come from (README's configuration table).
 	fromParam := map[string]string{
 		"MAX_TOKEN_TTL_SECONDS":    "MaxTokenTtlSeconds",
 		"KEY_CACHE_SECONDS":        "KeyCacheSeconds",

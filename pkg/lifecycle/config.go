@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Config holds the timing parameters of DESIGN.md's invariants.
+// Config holds the timing parameters of the invariants in docs/lifecycle.md
+// ("Timing invariants"); README's configuration table names their variables.
 type Config struct {
 	MaxTokenTTL     time.Duration // T: no token lives longer
 	KeyCacheMaxAge  time.Duration // S: a signer signs with a cached key at most this long after fetching it
@@ -18,7 +19,8 @@ type Config struct {
 	ClockSkew       time.Duration // k: verifiers' clock-skew allowance
 }
 
-// Defaults is DESIGN.md's default configuration, as deployed.
+// Defaults is the default configuration, as template.yaml deploys it and
+// README's configuration table lists it.
 func Defaults() Config {
 	return Config{
 		MaxTokenTTL:     time.Hour,
