@@ -19,10 +19,12 @@ bin/%/bootstrap: FORCE
 test: lint
 	$(GO) test -count=1 -timeout 9m ./...
 
-## lint: formatting, go vet and cfn-lint on template.yaml
+## lint: formatting, a tidy go.mod, go vet and cfn-lint on template.yaml
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+	@out=$$($(GO) mod tidy -diff 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; fi
 	$(GO) vet ./...
 	cfn-lint template.yaml
 
