@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/token/internal/request"
 )
 
 func invokeBatch(t *testing.T, iss *Issuer, payload string) ([]string, error) {
@@ -352,8 +353,8 @@ func TestRequestJSONErrors(t *testing.T) {
 		{``, "payload must be a JSON object"},
 		{`null`, "payload must be a JSON object like {\"claims\":{...},\"ttl\":30,\"setIat\":true,\"setJti\":true} (got null)"},
 		{`"claims"`, "(got a string)"},
-		{strings.Repeat("[", maxDepth+2), "nested deeper than 10000 levels"},
-		{`{"claims":{"a":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}}`, "nested deeper than 10000 levels"},
+		{strings.Repeat("[", request.MaxDepth+2), "nested deeper than 10000 levels"},
+		{`{"claims":{"a":` + strings.Repeat("[", request.MaxDepth+1) + strings.Repeat("]", request.MaxDepth+1) + `}}`, "nested deeper than 10000 levels"},
 	}
 	iss, _, _ := newIssuer(t, keys.ES256)
 	for _, tt := range tests {
@@ -399,17 +400,6 @@ func TestDuplicateNamesAreRefused(t *testing.T) {
 	}
 	if _, err := invoke(t, iss, `{"claims":{`+strings.Join(names, ",")+`,"c7":0}}`); err == nil || !strings.Contains(err.Error(), `"c7" more than once`) {
 		t.Fatalf("error %v", err)
-	}
-}
-
-func TestParsePayload(t *testing.T) {
-	req, batch, err := parsePayload([]byte(`{"claims":{"a": 1},"ttl":5,"setIat":true}`))
-	if err != nil || batch != nil || req.TTL != 5 || !req.SetIat || req.SetJti || string(req.claims) != `{"a":1}` {
-		t.Fatalf("%+v %v %v", req, batch, err)
-	}
-	_, batch, err = parsePayload([]byte(batchOf(`{"claims":{"i":0}}`, `{"claims":{"i":1},"ttl":9}`)))
-	if err != nil || len(batch) != 2 || string(batch[1].claims) != `{"i":1}` || batch[1].TTL != 9 {
-		t.Fatalf("%+v %v", batch, err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"jwks-issuer/pkg/token/internal/request"
 )
 
 // Issuer turns requests into signed tokens.
@@ -30,77 +32,64 @@ func NewIssuer(cache *KeyCache, maxTTL time.Duration, now func() time.Time) *Iss
 }
 
 // Invoke is the Lambda entry point: a request in, {"token":"..."} out; or
-// {"batch":[request, ...]} in, {"tokens":["...", ...]} out, in order.
+// {"batch":[request, ...]} in, {"tokens":["...", ...]} out, in order. A
+// failure is a *RequestError, a *KeyUnavailableError or a *SigningError.
 func (i *Issuer) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	req, batch, err := parsePayload(payload)
+	req, batch, err := request.Parse(payload)
 	if err != nil {
 		return nil, err
 	}
 	if batch != nil {
 		return i.invokeBatch(ctx, batch)
 	}
-	// The claims are assembled on the stack and encoded straight into the
-	// response: one allocation for the answer, none for the claims.
-	var scratch [512]byte
-	body, err := i.claimsBody(scratch[:0], &req, i.now().Unix())
+	now := i.now().Unix()
+	exp, err := req.Expiry(now, i.limit())
 	if err != nil {
 		return nil, err
 	}
-	key, err := i.keys.Key(ctx)
+	key, err := i.key(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The claims are assembled on the stack and encoded straight into the
+	// response: one allocation for the answer, none for the claims.
+	var scratch [512]byte
+	body, err := i.appendClaims(scratch[:0], &req, now, exp)
+	if err != nil {
+		return nil, &SigningError{err}
 	}
 	out := make([]byte, 0, len(`{"token":""}`)+key.tokenLen(len(body)))
 	out = append(out, `{"token":"`...)
 	if out, err = key.appendToken(ctx, out, body); err != nil {
-		return nil, err
+		return nil, &SigningError{err}
 	}
 	return append(out, `"}`...), nil
 }
 
-// claimsBody appends the claims req signs at time now: the caller's claims
-// with exp, iat and jti set by the rules of the request.
-func (i *Issuer) claimsBody(dst []byte, req *Request, now int64) ([]byte, error) {
-	exp, setExp, err := i.expiry(req, now)
+// limit is T in seconds.
+func (i *Issuer) limit() int64 { return int64(i.maxTTL / time.Second) }
+
+// key is the key to sign with now.
+func (i *Issuer) key(ctx context.Context) (*Key, error) {
+	key, err := i.keys.Key(ctx)
 	if err != nil {
-		return nil, err
+		return nil, &KeyUnavailableError{err}
 	}
-	return i.appendClaims(dst, req, now, exp, setExp)
+	return key, nil
 }
 
-// expiry checks req's lifetime against the limit T at time now: the exp to
-// set, or none (setExp false) when the caller's own is kept.
-func (i *Issuer) expiry(req *Request, now int64) (exp int64, setExp bool, err error) {
-	limit := int64(i.maxTTL / time.Second)
-	switch {
-	case req.TTL > limit:
-		return 0, false, badRequest("%s is %d, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", req.at.field("ttl"), req.TTL, limit)
-	case req.TTL > 0:
-		return now + req.TTL, true, nil
-	case req.exp != nil:
-		v, err := strconv.ParseFloat(string(req.exp), 64)
-		if err != nil {
-			return 0, false, badRequest("%s must be a number of seconds since the epoch, got %s", req.at.field("claims.exp"), kind(req.exp))
-		}
-		if v > float64(now+limit) {
-			return 0, false, badRequest("%s is %d seconds from now, the limit is %d seconds (MAX_TOKEN_TTL_SECONDS)", req.at.field("claims.exp"), int64(v)-now, limit)
-		}
-		return 0, false, nil
-	}
-	return now + limit, true, nil
-}
-
-// appendClaims appends req's claims with exp (if setExp), iat and jti.
-func (i *Issuer) appendClaims(dst []byte, req *Request, now, exp int64, setExp bool) ([]byte, error) {
-	claims := req.claims
+// appendClaims appends req's claims as signed at time now: the caller's,
+// then exp (when the issuer sets it), iat and jti.
+func (i *Issuer) appendClaims(dst []byte, req *request.Request, now int64, exp request.Expiry) ([]byte, error) {
+	claims := req.Claims()
 	if len(claims) < 2 {
 		claims = []byte("{}") // a zero Request
 	}
 	dst = append(dst, claims[:len(claims)-1]...)
 	more := len(claims) > 2
-	if setExp {
+	if exp.Set {
 		dst = appendName(dst, more, `"exp":`)
-		dst = strconv.AppendInt(dst, exp, 10)
+		dst = strconv.AppendInt(dst, exp.At, 10)
 		more = true
 	}
 	if req.SetIat {
@@ -132,35 +121,32 @@ func appendName(dst []byte, comma bool, name string) []byte {
 // anything is signed), then signs them all with one key: in turn when the
 // signature is computed here, with bounded concurrency when it is a round
 // trip (RemoteSigner).
-func (i *Issuer) invokeBatch(ctx context.Context, reqs []Request) ([]byte, error) {
+func (i *Issuer) invokeBatch(ctx context.Context, reqs []request.Request) ([]byte, error) {
 	now := i.now().Unix()
+	exps := make([]request.Expiry, len(reqs))
 	for n := range reqs {
-		if _, _, err := i.expiry(&reqs[n], now); err != nil {
+		var err error
+		if exps[n], err = reqs[n].Expiry(now, i.limit()); err != nil {
 			return nil, err
 		}
 	}
-	key, err := i.keys.Key(ctx)
+	key, err := i.key(ctx)
 	if err != nil {
 		return nil, err
 	}
 	size := len(`{"tokens":[]}`)
 	for n := range reqs {
-		size += key.tokenLen(len(reqs[n].claims)+maxAdded) + len(`"",`)
+		size += key.tokenLen(len(reqs[n].Claims())+maxAdded) + len(`"",`)
 	}
 	out := make([]byte, 0, size)
 	out = append(out, `{"tokens":[`...)
 	if workers := min(key.maxInFlight(), len(reqs)); workers > 1 {
-		toks, err := i.signConcurrently(ctx, key, reqs, now, workers)
+		toks, err := i.signConcurrently(ctx, key, reqs, exps, now, workers)
 		if err != nil {
 			return nil, err
 		}
 		for n, tok := range toks {
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, '"')
-			out = append(out, tok...)
-			out = append(out, '"')
+			out = appendQuoted(out, n, tok)
 		}
 		return append(out, "]}"...), nil
 	}
@@ -168,36 +154,44 @@ func (i *Issuer) invokeBatch(ctx context.Context, reqs []Request) ([]byte, error
 	// encoded straight into the answer.
 	var scratch [512]byte
 	for n := range reqs {
-		exp, setExp, _ := i.expiry(&reqs[n], now) // checked above
-		body, err := i.appendClaims(scratch[:0], &reqs[n], now, exp, setExp)
+		body, err := i.appendClaims(scratch[:0], &reqs[n], now, exps[n])
 		if err != nil {
-			return nil, err
+			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", n, err)}
 		}
 		if n > 0 {
 			out = append(out, ',')
 		}
 		out = append(out, '"')
 		if out, err = key.appendToken(ctx, out, body); err != nil {
-			return nil, fmt.Errorf("batch[%d]: %w", n, err)
+			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", n, err)}
 		}
 		out = append(out, '"')
 	}
 	return append(out, "]}"...), nil
 }
 
-// signConcurrently signs the tokens of reqs with at most workers Sign
-// calls in flight. The first failure cancels the calls not yet made.
-func (i *Issuer) signConcurrently(ctx context.Context, key *Key, reqs []Request, now int64, workers int) ([][]byte, error) {
+// appendQuoted appends the n-th token of a list.
+func appendQuoted(out []byte, n int, tok []byte) []byte {
+	if n > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, '"')
+	out = append(out, tok...)
+	return append(out, '"')
+}
+
+// signConcurrently signs the tokens of reqs, whose expiries are exps, with
+// at most workers Sign calls in flight. The first failure cancels the calls
+// not yet made.
+func (i *Issuer) signConcurrently(ctx context.Context, key *Key, reqs []request.Request, exps []request.Expiry, now int64, workers int) ([][]byte, error) {
 	n := len(reqs)
 	bodies := make([][]byte, n)
 	for idx := range reqs {
-		exp, setExp, _ := i.expiry(&reqs[idx], now) // checked by the caller
 		var err error
-		if bodies[idx], err = i.appendClaims(nil, &reqs[idx], now, exp, setExp); err != nil {
-			return nil, err
+		if bodies[idx], err = i.appendClaims(nil, &reqs[idx], now, exps[idx]); err != nil {
+			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", idx, err)}
 		}
 	}
-	body := func(idx int) []byte { return bodies[idx] }
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	toks := make([][]byte, n)
@@ -210,7 +204,7 @@ func (i *Issuer) signConcurrently(ctx context.Context, key *Key, reqs []Request,
 	for range workers {
 		wg.Go(func() {
 			for idx := range next {
-				tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(body(idx)))), body(idx))
+				tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(bodies[idx]))), bodies[idx])
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -235,11 +229,11 @@ feed:
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return nil, &SigningError{firstErr}
 	}
 	for idx, tok := range toks {
 		if tok == nil { // the caller's context ended before it was signed
-			return nil, fmt.Errorf("batch[%d]: not signed: %w", idx, context.Cause(ctx))
+			return nil, &SigningError{fmt.Errorf("batch[%d]: not signed: %w", idx, context.Cause(ctx))}
 		}
 	}
 	return toks, nil

@@ -1,4 +1,4 @@
-package token
+package request
 
 import (
 	"bytes"
@@ -14,8 +14,11 @@ import (
 // same grammar encoding/json accepts), keeps the claims in the caller's
 // order, compacts them, and finds duplicate names at any depth.
 
-// maxDepth bounds nesting, as encoding/json does.
-const maxDepth = 10000
+// MaxDepth bounds nesting, counted from the payload's own braces (depth 1):
+// it is encoding/json's limit, so that nothing encoding/json refuses for
+// depth is accepted here, and a payload's claims inside a batch may nest
+// three levels less than those of a single request.
+const MaxDepth = 10000
 
 // syntaxError is invalid JSON at byte offset off.
 type syntaxError struct {
@@ -25,6 +28,7 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
 
+// isSpace is JSON's whitespace, and only that: \v, \f and U+00A0 are not.
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // scanner reads one JSON text held in data.
@@ -70,6 +74,29 @@ func (s *scanner) peek() byte {
 	return s.data[s.off]
 }
 
+// next consumes what follows a member or an element: more is true after a
+// comma, false after close, the end of the object or array.
+func (s *scanner) next(close byte) (more bool, err error) {
+	switch s.peek() {
+	case ',':
+		s.off++
+		return true, nil
+	case close:
+		s.off++
+		return false, nil
+	}
+	return false, s.separatorError(close)
+}
+
+// separatorError is kept out of next so that next stays small enough to
+// inline: it runs after every member of every object.
+func (s *scanner) separatorError(close byte) error {
+	if s.off >= len(s.data) {
+		return s.fail("unexpected end of JSON")
+	}
+	return s.fail(fmt.Sprintf("expected ',' or %q", close))
+}
+
 // str consumes a string and returns it with its quotes, and whether it
 // holds an escape. The payload as a whole was checked to be UTF-8.
 func (s *scanner) str() (raw []byte, escaped bool, err error) {
@@ -87,24 +114,8 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 			return s.data[start:s.off], escaped, nil
 		case c == '\\':
 			escaped = true
-			if s.off+1 >= len(s.data) {
-				return nil, false, s.fail("unexpected end of JSON in a string")
-			}
-			switch s.data[s.off+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.off += 2
-			case 'u':
-				if s.off+6 > len(s.data) {
-					return nil, false, s.fail("unexpected end of JSON in a string")
-				}
-				for _, h := range s.data[s.off+2 : s.off+6] {
-					if !isHex(h) {
-						return nil, false, s.fail("invalid \\u escape")
-					}
-				}
-				s.off += 6
-			default:
-				return nil, false, s.fail("invalid escape")
+			if err := s.escape(); err != nil {
+				return nil, false, err
 			}
 		case c < 0x20:
 			return nil, false, s.fail("control character in a string")
@@ -115,55 +126,84 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 	return nil, false, s.fail("unexpected end of JSON in a string")
 }
 
+// escape consumes the escape sequence at the scanner, backslash included.
+// A \u escape of a lone surrogate is valid JSON; encoding/json reads it as
+// U+FFFD, and so does decodeName.
+func (s *scanner) escape() error {
+	if s.off+1 >= len(s.data) {
+		return s.fail("unexpected end of JSON in a string")
+	}
+	switch s.data[s.off+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.off += 2
+		return nil
+	case 'u':
+		if s.off+6 > len(s.data) {
+			return s.fail("unexpected end of JSON in a string")
+		}
+		for _, h := range s.data[s.off+2 : s.off+6] {
+			if !isHex(h) {
+				return s.fail("invalid \\u escape")
+			}
+		}
+		s.off += 6
+		return nil
+	}
+	return s.fail("invalid escape")
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
+// digits returns the end of the run of digits at d[i:], and false when
+// there is none.
+func digits(d []byte, i int) (int, bool) {
+	j := i
+	for j < len(d) && isDigit(d[j]) {
+		j++
+	}
+	return j, j > i
+}
+
 // number consumes -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (s *scanner) number() error {
-	d := s.data
-	i := s.off
+	d, i := s.data, s.off
 	if i < len(d) && d[i] == '-' {
 		i++
 	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && '1' <= d[i] && d[i] <= '9':
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
-	default:
-		s.off = i
-		return s.fail("invalid number")
+	i, ok := integerDigits(d, i)
+	if ok && i < len(d) && d[i] == '.' {
+		i, ok = digits(d, i+1)
 	}
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || !isDigit(d[i]) {
-			s.off = i
-			return s.fail("invalid number")
-		}
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) || !isDigit(d[i]) {
-			s.off = i
-			return s.fail("invalid number")
-		}
-		for i < len(d) && isDigit(d[i]) {
-			i++
-		}
+	if ok && i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i, ok = exponentDigits(d, i+1)
 	}
 	s.off = i
+	if !ok {
+		return s.fail("invalid number")
+	}
 	return nil
+}
+
+// integerDigits returns the end of the integer part of a number at d[i:].
+// A leading zero ends it: in "01" the 1 is left for the caller, which
+// refuses it as it would any byte after a value.
+func integerDigits(d []byte, i int) (int, bool) {
+	if i < len(d) && d[i] == '0' {
+		return i + 1, true
+	}
+	return digits(d, i)
+}
+
+// exponentDigits returns the end of the exponent at d[i:], after the 'e'.
+func exponentDigits(d []byte, i int) (int, bool) {
+	if i < len(d) && (d[i] == '+' || d[i] == '-') {
+		i++
+	}
+	return digits(d, i)
 }
 
 func (s *scanner) literal(lit string) error {
@@ -174,8 +214,8 @@ func (s *scanner) literal(lit string) error {
 	return nil
 }
 
-// value consumes one value and returns its bytes (without the whitespace
-// around it).
+// value consumes one value inside a container at depth (0 for the payload
+// itself) and returns its bytes (without the whitespace around it).
 func (s *scanner) value(depth int) ([]byte, error) {
 	s.ws()
 	start := s.off
@@ -186,8 +226,10 @@ func (s *scanner) value(depth int) ([]byte, error) {
 	switch c := s.data[s.off]; {
 	case c == '"':
 		_, _, err = s.str()
-	case c == '{' || c == '[':
-		err = s.container(depth + 1)
+	case c == '{':
+		err = s.object(depth + 1)
+	case c == '[':
+		err = s.array(depth + 1)
 	case c == '-' || isDigit(c):
 		err = s.number()
 	case c == 't':
@@ -205,62 +247,75 @@ func (s *scanner) value(depth int) ([]byte, error) {
 	return s.data[start:s.off], nil
 }
 
-// container consumes an object or an array.
-func (s *scanner) container(depth int) error {
-	if depth > maxDepth {
-		return s.fail(fmt.Sprintf("nested deeper than %d levels", maxDepth))
+// tooDeep refuses a container at depth beyond MaxDepth.
+func (s *scanner) tooDeep(depth int) error {
+	if depth > MaxDepth {
+		return s.fail(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
 	}
-	open := s.data[s.off]
-	s.off++
-	close := byte(']')
-	if open == '{' {
-		close = '}'
+	return nil
+}
+
+// array consumes the array at the scanner, at depth.
+func (s *scanner) array(depth int) error {
+	if err := s.tooDeep(depth); err != nil {
+		return err
 	}
-	if s.peek() == close {
+	s.off++ // '['
+	if s.peek() == ']' {
+		s.off++
+		return nil
+	}
+	for i := 0; ; i++ {
+		if _, err := s.value(depth); err != nil {
+			if d, ok := err.(*duplicate); ok {
+				d.path = append(d.path, "["+strconv.Itoa(i)+"]")
+			}
+			return err
+		}
+		if more, err := s.next(']'); err != nil || !more {
+			return err
+		}
+	}
+}
+
+// object consumes the object at the scanner, at depth; with s.unique, a
+// name given twice in it is a *duplicate.
+func (s *scanner) object(depth int) error {
+	if err := s.tooDeep(depth); err != nil {
+		return err
+	}
+	s.off++ // '{'
+	if s.peek() == '}' {
 		s.off++
 		return nil
 	}
 	var names *nameSet
-	if s.unique && open == '{' {
+	if s.unique {
 		names = new(nameSet) // stays on the stack
 	}
-	for i := 0; ; i++ {
+	for {
+		raw, esc, err := s.str()
+		if err != nil {
+			return err
+		}
 		var name []byte
-		if open == '{' {
-			raw, esc, err := s.str()
-			if err != nil {
-				return err
+		if names != nil {
+			name = decodeName(raw, esc)
+			if !names.add(name) {
+				return &duplicate{name: bytes.Clone(name)}
 			}
-			if names != nil {
-				name = decodeName(raw, esc)
-				if !names.add(name) {
-					return &duplicate{name: bytes.Clone(name)}
-				}
-			}
-			if err := s.expect(':'); err != nil {
-				return err
-			}
+		}
+		if err := s.expect(':'); err != nil {
+			return err
 		}
 		if _, err := s.value(depth); err != nil {
 			if d, ok := err.(*duplicate); ok {
-				if open == '{' {
-					d.path = append(d.path, "."+string(name))
-				} else {
-					d.path = append(d.path, "["+strconv.Itoa(i)+"]")
-				}
+				d.path = append(d.path, "."+string(name))
 			}
 			return err
 		}
-		switch s.peek() {
-		case ',':
-			s.off++
-		case close:
-			s.off++
-			return nil
-		case 0:
-			return s.fail("unexpected end of JSON")
-		default:
-			return s.fail(fmt.Sprintf("expected ',' or %q", close))
+		if more, err := s.next('}'); err != nil || !more {
+			return err
 		}
 	}
 }
@@ -274,7 +329,9 @@ func (s *scanner) end() error {
 }
 
 // decodeName returns the unquoted name; escapes are rare in names and take
-// the slow road, so that "\u0065xp" is known to be "exp".
+// the slow road, so that "\u0065xp" is known to be "exp". Lone surrogates
+// become U+FFFD, as encoding/json reads them, so that "\ud800" and
+// "\udbff" are the same name to this scanner as to a verifier.
 func decodeName(raw []byte, escaped bool) []byte {
 	if !escaped {
 		return raw[1 : len(raw)-1]
@@ -356,16 +413,3 @@ type duplicate struct {
 }
 
 func (d *duplicate) Error() string { return "duplicate member " + strconv.Quote(string(d.name)) }
-
-// duplicateError explains d, found in the claims of the request at.
-func duplicateError(at where, d *duplicate) error {
-	p := at.field("claims")
-	for i := len(d.path) - 1; i >= 0; i-- {
-		p += d.path[i]
-	}
-	n := string(d.name)
-	if len(n) > 64 {
-		n = n[:64] + "..."
-	}
-	return badRequest("%s names the member %q more than once: claims that can be read two ways are refused", p, n)
-}
