@@ -114,7 +114,11 @@ func errorCases() []errorCase {
 		{name: "signature refused in a batch signed concurrently", payload: batch, want: "SigningError", says: "kms: throttled",
 			issuer: failingSigner(4)},
 		{name: "no randomness for jti", payload: single, want: "SigningError", says: "jti: ",
-			issuer: func(t *testing.T) *Issuer { iss, _, _ := newIssuer(t, keys.ES256); iss.random = failingReader{}; return iss }},
+			issuer: func(t *testing.T) *Issuer {
+				iss, _, _ := newIssuer(t, keys.ES256)
+				iss.random = failingReader{}
+				return iss
+			}},
 	}
 }
 
