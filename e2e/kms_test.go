@@ -65,7 +65,7 @@ func TestRotationInKMSCustody(t *testing.T) {
 		return string(out.KeyMetadata.KeyState)
 	}
 
-	first := stack.NewToken()
+	first := begin(t, s)
 	for _, step := range stack.Steps {
 		if err := s.Step(c, step, first); err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -126,7 +126,7 @@ func TestRotationInKMSCustody(t *testing.T) {
 
 	// Emergency: the current key's KMS key is disabled in createSecret.
 	tagRollover(t, s)
-	if err := s.Step(c, "createSecret", stack.NewToken()); err != nil {
+	if err := s.Step(c, "createSecret", begin(t, s)); err != nil {
 		t.Fatal(err)
 	}
 	if st := state(cur.KMSKeyID); st != "Disabled" {

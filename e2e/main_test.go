@@ -90,6 +90,17 @@ func newStack(t *testing.T, custody string, env map[string]string) *stack.Stack 
 	return s
 }
 
+// begin starts a rotation as Secrets Manager does before it invokes
+// createSecret, and returns its token.
+func begin(t *testing.T, s *stack.Stack) string {
+	t.Helper()
+	tok := stack.NewToken()
+	if err := s.Begin(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,12 @@ func testEmergencyRollover(t *testing.T, custody string) {
 	nextKid := otherKid(t, jwks, leakedKid)
 
 	// A plain rotate-secret follows the normal guard.
-	if err := s.Step(c, "createSecret", stack.NewToken()); err == nil || !strings.Contains(err.Error(), "rotation may proceed at") {
+	if err := s.Step(c, "createSecret", begin(t, s)); err == nil || !strings.Contains(err.Error(), "rotation may proceed at") {
 		t.Fatalf("plain rotation inside the grace: %v, want a refusal", err)
 	}
 
 	tagRollover(t, s)
-	tok := stack.NewToken()
+	tok := begin(t, s)
 	if err := s.Step(c, "createSecret", tok); err != nil {
 		t.Fatalf("emergency createSecret: %v", err)
 	}
@@ -177,4 +178,76 @@ func TestRotatorRefusesUnsafeConfiguration(t *testing.T) {
 			t.Errorf("%s: %v, want %q", bad.env, err, bad.want)
 		}
 	}
+}
+
+// Steps Secrets Manager did not start are refused by the real rotator and
+// leave the versions, labels, tags and the published key set byte-identical:
+// no one allowed to invoke the rotator can bring back a revoked key or
+// promote NEXT before its grace.
+func TestForgedStepsAreRefused(t *testing.T) { bothCustodies(t, testForgedStepsAreRefused) }
+
+func testForgedStepsAreRefused(t *testing.T, custody string) {
+	env := compressed()
+	env["ACTIVATION_GRACE_SECONDS"], env["JWKS_MAX_AGE_SECONDS"] = "86400", "300"
+	s := newStack(t, custody, env)
+	c := ctx(t)
+	if err := s.Rotate(c, stack.NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	leakedVersion := versionWith(t, s, "AWSCURRENT")
+	tagRollover(t, s)
+	if err := s.Rotate(c, stack.NewToken()); err != nil {
+		t.Fatalf("emergency rollover: %v", err)
+	}
+	forged := map[string]string{
+		"the leaked key's version (AWSPREVIOUS)": leakedVersion,
+		"NEXT's version, inside its grace":       versionWith(t, s, "NEXT"),
+		"an unknown version":                     stack.NewToken(),
+	}
+	before, err := s.Snapshot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range forged {
+		for _, step := range stack.Steps {
+			err := s.Step(c, step, tok)
+			if err == nil || !strings.Contains(err.Error(), step+" refused: ClientRequestToken "+tok) {
+				t.Errorf("%s with %s: %v, want a refusal naming the step and token", step, name, err)
+			}
+		}
+	}
+	if after, _ := s.Snapshot(c); after != before {
+		t.Fatalf("refused steps changed state:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// rotate-secret --no-rotate-immediately: Secrets Manager makes a pending
+	// version, runs testSecret alone against it, then takes the label off.
+	tok := begin(t, s)
+	if err := s.Step(c, "testSecret", tok); err != nil {
+		t.Fatalf("testSecret of --no-rotate-immediately: %v", err)
+	}
+	if _, err := s.SM.UpdateSecretVersionStage(c, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId: aws.String(s.SecretARN), VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: aws.String(tok),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Snapshot(c); after != before {
+		t.Fatalf("--no-rotate-immediately changed state:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// versionWith returns the id of the version carrying stage.
+func versionWith(t *testing.T, s *stack.Stack, stage string) string {
+	t.Helper()
+	stages, err := s.Stages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, labels := range stages {
+		if slices.Contains(labels, stage) {
+			return v
+		}
+	}
+	t.Fatalf("no version carries %s: %v", stage, stages)
+	return ""
 }

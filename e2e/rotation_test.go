@@ -28,7 +28,7 @@ func testRotationSigningAndVerification(t *testing.T, custody string) {
 	}
 
 	// First rotation, every step delivered twice: the second run changes nothing.
-	first := stack.NewToken()
+	first := begin(t, s)
 	for _, step := range stack.Steps {
 		if err := s.Step(c, step, first); err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -129,7 +129,7 @@ func testEarlyRotationIsRefused(t *testing.T, custody string) {
 		t.Fatalf("first rotation skips the grace: %v", err)
 	}
 	before, _ := s.Snapshot(c)
-	err := s.Step(c, "createSecret", stack.NewToken())
+	err := s.Step(c, "createSecret", begin(t, s))
 	if err == nil || !strings.Contains(err.Error(), "rotation may proceed at") {
 		t.Fatalf("early rotation: %v, want a refusal saying when", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"jwks-issuer/internal/testenv"
 )
@@ -131,11 +132,43 @@ func (s *Stack) Step(ctx context.Context, step, token string) error {
 	return err
 }
 
+// rotationFunctionARN is the rotation function RotateSecret is given. moto
+// cannot invoke a Lambda function without Docker, so the call fails after it
+// has done its part; the tests then invoke the real rotator themselves.
+const rotationFunctionARN = "arn:aws:lambda:us-east-1:123456789012:function:jwks-issuer-rotator"
+
+// BeginRotation does what Secrets Manager does before it invokes
+// createSecret: RotateSecret makes a version under token, labelled
+// AWSPENDING and holding no value, and marks rotation enabled. moto then
+// fails to invoke the rotation function, which is expected and ignored.
+func BeginRotation(ctx context.Context, client *secretsmanager.Client, secretID, token string) error {
+	_, err := client.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
+		SecretId:           aws.String(secretID),
+		ClientRequestToken: aws.String(token),
+		RotationLambdaARN:  aws.String(rotationFunctionARN),
+		// As the template's schedule: rotation counts as enabled once it
+		// has a function and rules.
+		RotationRules: &types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30)},
+	})
+	if err != nil && !strings.Contains(err.Error(), rotationFunctionARN) {
+		return fmt.Errorf("rotate secret %s: %w", secretID, err)
+	}
+	return nil
+}
+
+// Begin starts a rotation under token the way Secrets Manager does.
+func (s *Stack) Begin(ctx context.Context, token string) error {
+	return BeginRotation(ctx, s.SM, s.SecretARN, token)
+}
+
 // Steps is the order Secrets Manager runs them.
 var Steps = []string{"createSecret", "setSecret", "testSecret", "finishSecret"}
 
-// Rotate runs a whole rotation.
+// Rotate runs a whole rotation, begun as Secrets Manager begins one.
 func (s *Stack) Rotate(ctx context.Context, token string) error {
+	if err := s.Begin(ctx, token); err != nil {
+		return err
+	}
 	for _, step := range Steps {
 		if err := s.Step(ctx, step, token); err != nil {
 			return fmt.Errorf("%s: %w", step, err)
@@ -186,6 +219,9 @@ func (s *Stack) Snapshot(ctx context.Context) (string, error) {
 	var b strings.Builder
 	for _, v := range slices.Sorted(maps.Keys(d.VersionIdsToStages)) {
 		stages := slices.Sorted(slices.Values(d.VersionIdsToStages[v]))
+		if len(stages) == 0 {
+			continue // no longer labelled: no step reads it again
+		}
 		val, err := s.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.SecretARN), VersionId: aws.String(v)})
 		if err != nil {
 			return "", err

@@ -15,6 +15,13 @@ import (
 // SetSecret checks, in KMS custody, that the pending and NEXT keys are
 // usable; with keys in the secret there is nothing outside it to update.
 func (r *Rotator) SetSecret(ctx context.Context, tok string) error {
+	meta, err := r.secret.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("setSecret: describe secret: %w", err)
+	}
+	if done, err := authorize(meta, "setSecret", tok); err != nil || done {
+		return err
+	}
 	checker, ok := r.custody.(KeyChecker)
 	if !ok {
 		return nil
@@ -43,6 +50,13 @@ func (r *Rotator) SetSecret(ctx context.Context, tok string) error {
 // own code, reads the published key set back, and verifies the probe with it
 // using an independent JOSE implementation.
 func (r *Rotator) TestSecret(ctx context.Context, tok string) error {
+	meta, err := r.secret.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("testSecret: describe secret: %w", err)
+	}
+	if done, err := authorize(meta, "testSecret", tok); err != nil || done {
+		return err
+	}
 	rec, err := r.record(ctx, tok)
 	if err != nil {
 		return fmt.Errorf("testSecret: read pending version: %w", err)

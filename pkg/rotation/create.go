@@ -20,6 +20,9 @@ func (r *Rotator) CreateSecret(ctx context.Context, tok string) error {
 	if err != nil {
 		return fmt.Errorf("createSecret: %w", err)
 	}
+	if done, err := authorize(snap.meta, "createSecret", tok); err != nil || done {
+		return err
+	}
 	pending, err := r.ensurePending(ctx, tok, snap)
 	if err != nil {
 		return fmt.Errorf("createSecret: %w", err)

@@ -9,12 +9,22 @@ import (
 )
 
 // FinishSecret makes the token's version AWSCURRENT, records the moment,
-// takes AWSPENDING off, clears an emergency mark the promoted record answers,
-// publishes, and prunes the tags the new record has folded in.
+// clears an emergency mark the promoted record answers, takes AWSPENDING
+// off, publishes, and prunes the tags the new record has folded in.
 func (r *Rotator) FinishSecret(ctx context.Context, tok string) error {
 	meta, err := r.secret.Describe(ctx)
 	if err != nil {
 		return fmt.Errorf("finishSecret: describe secret: %w", err)
+	}
+	done, err := authorize(meta, "finishSecret", tok)
+	if err != nil {
+		return err
+	}
+	if done {
+		// The labels are in place; a retry still completes the publication
+		// (an attempt may have died before it), which only writes what the
+		// secret already says, as the hourly cleanup does.
+		return r.publishAndPrune(ctx)
 	}
 	rec, err := r.record(ctx, tok)
 	if err != nil {
@@ -36,22 +46,29 @@ func (r *Rotator) FinishSecret(ctx context.Context, tok string) error {
 			return fmt.Errorf("finishSecret: record activation: %w", err)
 		}
 	}
-	if meta.Stages[store.StagePending] == tok {
-		if err := r.secret.MoveStage(ctx, store.StagePending, "", tok); err != nil {
-			return fmt.Errorf("finishSecret: remove AWSPENDING: %w", err)
-		}
-	}
 	if lifecycle.RolloverAnswered(meta.Tags, *rec) {
 		if err := r.secret.Untag(ctx, []string{lifecycle.TagRollover}); err != nil {
 			return fmt.Errorf("finishSecret: clear rollover mark: %w", err)
 		}
 	}
+	// Last of the label work: once AWSPENDING is off, a retry of this step
+	// counts the rotation as finished and does nothing.
+	if err := r.secret.MoveStage(ctx, store.StagePending, "", tok); err != nil {
+		return fmt.Errorf("finishSecret: remove AWSPENDING: %w", err)
+	}
+	if err := r.publishAndPrune(ctx); err != nil {
+		return err
+	}
+	r.log.Info("finishSecret done", "kid", rec.Kid)
+	return nil
+}
+
+func (r *Rotator) publishAndPrune(ctx context.Context) error {
 	snap, err := r.publish(ctx)
 	if err != nil {
 		return fmt.Errorf("finishSecret: %w", err)
 	}
 	r.pruneTags(ctx, snap)
-	r.log.Info("finishSecret done", "kid", rec.Kid)
 	return nil
 }
 

@@ -123,6 +123,9 @@ func TestCleanupRacingRotationAgainstMoto(t *testing.T) {
 	}()
 	for i := 0; i < rotations; i++ {
 		tok := stack.NewToken()
+		if err := stack.BeginRotation(ctx, sm, aws.ToString(sec.ARN), tok); err != nil {
+			t.Fatal(err)
+		}
 		for _, step := range stack.Steps {
 			err := rotator.Handle(ctx, rotation.Event{Step: step, ClientRequestToken: tok})
 			if err != nil {

@@ -44,6 +44,7 @@ type Params struct {
 	Interleave         float64 // chance of a concurrent cleanup before a rotator call
 	RotateDuring       float64 // chance of a whole rotation before a cleanup call
 	DuplicateStep      float64 // chance Secrets Manager delivers a step twice
+	ForgedPerYear      float64 // steps sent by hand with a known or made-up version id
 	VerifySample       int     // check one signature in this many for real
 	// Trace, if set, receives a line per rotation event, to debug a seed.
 	Trace func(string)
@@ -66,6 +67,7 @@ func DefaultParams(seed uint64, duration time.Duration) Params {
 		Interleave:         0.05,
 		RotateDuring:       0.005,
 		DuplicateStep:      0.1,
+		ForgedPerYear:      24,
 		VerifySample:       8,
 	}
 }
@@ -80,6 +82,8 @@ type Report struct {
 	Emergencies             int
 	Faults                  int
 	Publications            int
+	Forged                  int // forged steps sent
+	ForgedRefused           int // of which refused without a change
 	WronglyRejected         int
 	RevokedRejected         int // tokens of revoked keys rejected, as intended
 	AcceptedAfterRevocation int
@@ -97,6 +101,8 @@ func (r *Report) Add(o Report) {
 	r.Emergencies += o.Emergencies
 	r.Faults += o.Faults
 	r.Publications += o.Publications
+	r.Forged += o.Forged
+	r.ForgedRefused += o.ForgedRefused
 	r.WronglyRejected += o.WronglyRejected
 	r.RevokedRejected += o.RevokedRejected
 	r.AcceptedAfterRevocation += o.AcceptedAfterRevocation
@@ -123,6 +129,7 @@ type World struct {
 	jwks    *memstore.Object
 	rotator *rotation.Rotator
 	cleaner *rotation.Rotator
+	forger  *rotation.Rotator // invoked by hand, not by Secrets Manager
 
 	signers   []*signer
 	verifiers []*verifier
@@ -170,6 +177,7 @@ func newWorld(p Params) *World {
 	}
 	w.rotator = mk(&faults{w: w, rate: p.FaultRate, interleave: p.Interleave})
 	w.cleaner = mk(&faults{w: w, rate: p.FaultRate, rotateDuring: p.RotateDuring})
+	w.forger = mk(nil)
 	for i := 0; i < p.Signers; i++ {
 		s := &signer{w: w, skew: w.skew(), faults: &faults{w: w, rate: p.FaultRate}}
 		s.coldStart()
@@ -247,6 +255,9 @@ func (w *World) run() {
 	}
 	if w.p.EmergenciesPerYear > 0 {
 		w.poisson(time.Duration(float64(year)/w.p.EmergenciesPerYear), func() { w.rotate("emergency") })
+	}
+	if w.p.ForgedPerYear > 0 {
+		w.poisson(time.Duration(float64(year)/w.p.ForgedPerYear), w.forge)
 	}
 	for _, s := range w.signers {
 		if w.p.TokensPerHour > 0 {
@@ -351,6 +362,53 @@ func (w *World) attempt(tok string) {
 		// The mark was set during a normal rotation: the runbook rotates again.
 		w.after(time.Minute, func() { w.rotate("after-emergency-mark") })
 	}
+}
+
+// forge sends a random step with the id of a random version the secret has
+// or had, or a made-up one, as someone allowed to invoke the rotator could.
+// Unless the id is the pending version of a rotation in progress (which a
+// step cannot tell from Secrets Manager's own), the step must be refused and
+// change nothing, or, for the AWSCURRENT version, succeed as already done.
+// The invariants are checked as for every publication.
+func (w *World) forge() {
+	ctx := context.Background()
+	w.report.Forged++
+	tok := w.newToken()
+	if versions := w.secret.Versions(); w.rng.IntN(2) == 0 {
+		tok = versions[w.rng.IntN(len(versions))]
+	}
+	step := steps[w.rng.IntN(len(steps))]
+	meta, _ := w.secret.Describe(ctx)
+	pending := meta.Stages[store.StagePending] == tok
+	before := w.fingerprint()
+	err := w.forger.Handle(ctx, rotation.Event{Step: step, SecretID: "sim", ClientRequestToken: tok})
+	w.trace("forged %s %.8s: %v", step, tok, err)
+	w.secretWritten()
+	var refused *rotation.StepRefused
+	switch {
+	case pending:
+		// Indistinguishable from Secrets Manager's own step: only the
+		// invariants apply.
+	case errors.As(err, &refused):
+		if after := w.fingerprint(); after != before {
+			w.report.InvariantBreaks++
+			w.problem("a refused forged %s changed the secret or the key set", step)
+		}
+		w.report.ForgedRefused++
+	case err == nil && meta.Stages[store.StageCurrent] == tok:
+		// The current version: its rotation is done.
+	default:
+		w.report.InvariantBreaks++
+		w.problem("forged %s with %s was not refused: %v", step, tok, err)
+	}
+}
+
+// fingerprint is everything a step may change.
+func (w *World) fingerprint() string {
+	ctx := context.Background()
+	meta, _ := w.secret.Describe(ctx)
+	obj, _ := w.jwks.Get(ctx)
+	return fmt.Sprintf("%v %v %v %s", w.secret.Versions(), meta.Stages, meta.Tags, obj.Body)
 }
 
 func (w *World) retryIfPending(tok string) {

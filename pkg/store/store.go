@@ -39,6 +39,10 @@ type SecretMeta struct {
 	Stages map[string]string
 	// Tags are the secret's tags.
 	Tags map[string]string
+	// RotationEnabled: the secret has a rotation configured (RotateSecret
+	// with a rotation function has been called and not cancelled). Rotation
+	// steps are refused without it.
+	RotationEnabled bool
 }
 
 // Secrets is one Secrets Manager secret.

@@ -58,6 +58,14 @@ func uniqueName(t *testing.T, prefix string) string {
 // which gives it one version labelled AWSCURRENT.
 func newSecret(t *testing.T) *awsstore.Secrets {
 	t.Helper()
+	s, _ := newSecretWithBegin(t)
+	return s
+}
+
+// newSecretWithBegin also returns a function that starts a rotation with
+// RotateSecret, as Secrets Manager does before it invokes createSecret.
+func newSecretWithBegin(t *testing.T) (*awsstore.Secrets, func(token string) error) {
+	t.Helper()
 	client := awsstore.NewSecretsManagerClient(motoConfig(t))
 	name := uniqueName(t, "jwks-test")
 	_, err := client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
@@ -67,7 +75,8 @@ func newSecret(t *testing.T) *awsstore.Secrets {
 	if err != nil {
 		t.Fatalf("CreateSecret: %v", err)
 	}
-	return awsstore.NewSecrets(client, name)
+	begin := func(token string) error { return stack.BeginRotation(context.Background(), client, name, token) }
+	return awsstore.NewSecrets(client, name), begin
 }
 
 func newObject(t *testing.T) *s3store.Object {
@@ -82,6 +91,10 @@ func newObject(t *testing.T) *s3store.Object {
 
 func TestSecretsContract(t *testing.T) {
 	storetest.RunSecrets(t, func(t *testing.T) store.Secrets { return newSecret(t) })
+}
+
+func TestBeginRotationContract(t *testing.T) {
+	storetest.RunBeginRotation(t, func(t *testing.T) (store.Secrets, func(string) error) { return newSecretWithBegin(t) })
 }
 
 func TestObjectsContract(t *testing.T) {

@@ -36,7 +36,7 @@ func (s *Secrets) Describe(ctx context.Context) (store.SecretMeta, error) {
 	if err != nil {
 		return store.SecretMeta{}, fmt.Errorf("describe secret %s: %w", s.id, mapNotFound(err))
 	}
-	meta := store.SecretMeta{Stages: map[string]string{}, Tags: map[string]string{}}
+	meta := store.SecretMeta{Stages: map[string]string{}, Tags: map[string]string{}, RotationEnabled: aws.ToBool(out.RotationEnabled)}
 	// Sorted so that the duplicate check below reports the same pair every time.
 	for _, version := range slices.Sorted(maps.Keys(out.VersionIdsToStages)) {
 		for _, stage := range out.VersionIdsToStages[version] {

@@ -24,6 +24,13 @@ func TestSecretsContract(t *testing.T) {
 	storetest.RunSecrets(t, func(t *testing.T) store.Secrets { return newSecret(t) })
 }
 
+func TestBeginRotationContract(t *testing.T) {
+	storetest.RunBeginRotation(t, func(t *testing.T) (store.Secrets, func(string) error) {
+		s := newSecret(t)
+		return s, s.BeginRotation
+	})
+}
+
 func TestObjectsContract(t *testing.T) {
 	storetest.RunObjects(t, func(t *testing.T) store.Objects { return memstore.NewObject() })
 }

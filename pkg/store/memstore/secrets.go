@@ -33,6 +33,9 @@ type Secrets struct {
 	values map[string][]byte
 	stages map[string]string // label → version id
 	tags   map[string]string
+	// rotating: rotation is configured (BeginRotation was called), as
+	// DescribeSecret's RotationEnabled.
+	rotating bool
 }
 
 var _ store.Secrets = (*Secrets)(nil)
@@ -54,7 +57,7 @@ func (s *Secrets) Describe(ctx context.Context) (store.SecretMeta, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return store.SecretMeta{Stages: maps.Clone(s.stages), Tags: maps.Clone(s.tags)}, nil
+	return store.SecretMeta{Stages: maps.Clone(s.stages), Tags: maps.Clone(s.tags), RotationEnabled: s.rotating}, nil
 }
 
 // GetVersion returns a copy of the version's value, or store.ErrNotFound if
@@ -186,7 +189,8 @@ func (s *Secrets) Untag(ctx context.Context, keys []string) error {
 // BeginRotation does what RotateSecret does before it calls the rotation
 // function: it refuses while another rotation is in progress (AWSPENDING on
 // a version other than AWSCURRENT's), then makes a version under token with
-// no value, labelled AWSPENDING. It calls no hook: it seeds state.
+// no value, labelled AWSPENDING, and marks rotation enabled. It calls no
+// hook: it seeds state.
 func (s *Secrets) BeginRotation(token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,6 +202,7 @@ func (s *Secrets) BeginRotation(token string) error {
 	}
 	s.values[token] = nil
 	s.stages[store.StagePending] = token
+	s.rotating = true
 	return nil
 }
 

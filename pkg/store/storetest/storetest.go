@@ -262,3 +262,38 @@ func wantMeta(t *testing.T, s store.Secrets, stages, tags map[string]string) {
 		t.Errorf("Describe tags = %v, want %v", meta.Tags, tags)
 	}
 }
+
+// RunBeginRotation runs the contract of what RotateSecret leaves behind
+// before it invokes the rotation function, which the rotator checks every
+// step against. newStore returns a fresh secret as RunSecrets's factory
+// does, and begin, which starts a rotation under a token.
+func RunBeginRotation(t *testing.T, newStore func(t *testing.T) (s store.Secrets, begin func(token string) error)) {
+	t.Parallel()
+	ctx := context.Background()
+	s, begin := newStore(t)
+	meta, err := s.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.RotationEnabled {
+		t.Error("fresh secret: RotationEnabled = true, want false")
+	}
+	tok := NewVersionID(t)
+	if err := begin(tok); err != nil {
+		t.Fatalf("begin rotation: %v", err)
+	}
+	if meta, err = s.Describe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.RotationEnabled || meta.Stages[store.StagePending] != tok || meta.Stages[store.StageCurrent] == tok {
+		t.Fatalf("after RotateSecret: enabled=%v stages=%v, want enabled and AWSPENDING (only) on %s", meta.RotationEnabled, meta.Stages, tok)
+	}
+	if _, err := s.GetVersion(ctx, tok); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetVersion of the valueless pending version: err = %v, want ErrNotFound", err)
+	}
+	// createSecret's first write fills the version RotateSecret made.
+	mustPut(t, s, tok, `{"k":2}`, store.StagePending)
+	if got := mustGetVersion(t, s, tok); string(got) != `{"k":2}` {
+		t.Errorf("GetVersion after the write = %q, want %q", got, `{"k":2}`)
+	}
+}
