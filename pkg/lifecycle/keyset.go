@@ -35,7 +35,7 @@ func KeySet(s State, c Config, now time.Time) []keys.JWK {
 // ExternalKeys sorts the KMS keys the state references: live ones (they sign,
 // or verify tokens that may still be alive), revoked ones (to disable at
 // once), and dropped ones (retired entries past retention: no longer
-// published nor needed, to delete).
+// published nor needed, to delete). Each list is sorted.
 func ExternalKeys(s State, c Config, now time.Time) (live, revoked, dropped []string) {
 	gone := s.revoked()
 	for _, v := range gone {
@@ -43,6 +43,18 @@ func ExternalKeys(s State, c Config, now time.Time) (live, revoked, dropped []st
 			revoked = append(revoked, v.kmsKeyID)
 		}
 	}
+	live = s.liveKMSKeys(c, now, gone)
+	dropped = s.droppedKMSKeys(live, revoked)
+	slices.Sort(live)
+	slices.Sort(revoked)
+	slices.Sort(dropped)
+	return live, revoked, dropped
+}
+
+// liveKMSKeys are the KMS keys of the labelled records and of the retired
+// keys still inside retention, minus revoked ones.
+func (s State) liveKMSKeys(c Config, now time.Time, gone map[string]revocation) []string {
+	var live []string
 	add := func(kid, id string) {
 		if _, r := gone[kid]; !r && id != "" && !slices.Contains(live, id) {
 			live = append(live, id)
@@ -56,6 +68,13 @@ func ExternalKeys(s State, c Config, now time.Time) (live, revoked, dropped []st
 	for _, k := range s.retained(c, now, gone) {
 		add(k.JWK.Kid, k.KMSKeyID)
 	}
+	return live
+}
+
+// droppedKMSKeys are the KMS keys the records still list as retired that
+// are neither live nor revoked.
+func (s State) droppedKMSKeys(live, revoked []string) []string {
+	var dropped []string
 	for _, r := range []*keys.Record{s.Current, s.Pending} {
 		if r == nil {
 			continue
@@ -67,8 +86,5 @@ func ExternalKeys(s State, c Config, now time.Time) (live, revoked, dropped []st
 			}
 		}
 	}
-	slices.Sort(live)
-	slices.Sort(revoked)
-	slices.Sort(dropped)
-	return live, revoked, dropped
+	return dropped
 }
