@@ -1,0 +1,602 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"jwks-issuer/pkg/keys"
+	"jwks-issuer/pkg/token/internal/request"
+)
+
+// FuzzMatchesEncodingJSON checks the signer's own JSON reading against
+// encoding/json, an implementation it shares no code with. Whatever
+// json.Valid refuses is refused. Every payload is also judged by a second
+// reading of the rules (wantTokens), on encoding/json's decoding with
+// UseNumber: the signer accepts exactly what it accepts, and every token's
+// claims are the request's claims as encoding/json reads them, numbers with
+// their exact text, with exp, iat and jti as the issuer sets them, in the
+// caller's order, each name once.
+func FuzzMatchesEncodingJSON(f *testing.F) {
+	for _, seed := range invokeSeeds() {
+		f.Add([]byte(seed))
+	}
+	for _, seed := range corpusSeeds(f, "FuzzInvoke") {
+		f.Add(seed)
+	}
+	for _, seed := range differentialSeeds() {
+		f.Add(seed.payload)
+	}
+	iss := differentialIssuer()
+	now, limit := now0.Unix(), int64(differentialT/time.Second)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		want, why := wantTokens(payload, now, limit)
+		out, err := iss.Invoke(context.Background(), payload)
+		if err != nil {
+			if !IsRequestError(err) || !strings.HasPrefix(err.Error(), "invalid request: ") {
+				t.Fatalf("rejection is not a request error: %v", err)
+			}
+			if want != nil {
+				t.Fatalf("refused a valid request: %v", err)
+			}
+			return
+		}
+		if !json.Valid(payload) {
+			t.Fatal("accepted a payload json.Valid refuses")
+		}
+		if want == nil {
+			t.Fatalf("accepted a payload that should be refused: %s", why)
+		}
+		toks := responseTokens(t, out, len(want))
+		for n, tok := range toks {
+			checkToken(t, tok, want[n])
+		}
+	})
+}
+
+// differentialT is T for the fuzz target.
+const differentialT = time.Hour
+
+// fixedSigner signs with a constant signature: the claims are under test,
+// not the signature, and ECDSA would take most of each run.
+type fixedSigner struct{}
+
+func (fixedSigner) Sign(context.Context, []byte) ([]byte, error) { return make([]byte, 64), nil }
+
+func differentialIssuer() *Issuer {
+	key := NewKey("fuzz", keys.ES256, fixedSigner{})
+	c := &clock{now0}
+	return NewIssuer(NewKeyCache(func(context.Context) (*Key, error) { return key, nil }, time.Hour, c.Now, quietLog()), differentialT, c.Now)
+}
+
+// wantToken is what one token's claims must be.
+type wantToken struct {
+	claims map[string]any // jti left out when the issuer sets it
+	names  []string       // the top-level names in order
+	setJti bool
+}
+
+// wantTokens judges payload by the rules, reading it with encoding/json: the
+// tokens it must give, or nil and why it must be refused.
+func wantTokens(payload []byte, now, limit int64) ([]wantToken, string) {
+	switch {
+	case !utf8.Valid(payload):
+		return nil, "invalid UTF-8"
+	case !json.Valid(payload):
+		return nil, "invalid JSON"
+	case hasDuplicateName(payload):
+		return nil, "a name given twice"
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil || top == nil {
+		return nil, "not an object"
+	}
+	if _, isBatch := top["batch"]; isBatch {
+		return wantBatch(top, now, limit)
+	}
+	w, why := wantToken1(top, now, limit)
+	if why != "" {
+		return nil, why
+	}
+	return []wantToken{w}, ""
+}
+
+// wantBatch judges a payload with a batch.
+func wantBatch(top map[string]json.RawMessage, now, limit int64) ([]wantToken, string) {
+	raw := top["batch"]
+	var items []json.RawMessage
+	if len(top) != 1 || json.Unmarshal(raw, &items) != nil || len(items) == 0 || len(items) > request.MaxBatch {
+		return nil, "batch not alone, or not an array of 1 to MaxBatch"
+	}
+	var want []wantToken
+	for n, item := range items {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(item, &obj) != nil || obj == nil {
+			return nil, fmt.Sprintf("batch[%d] is not an object", n)
+		}
+		w, why := wantToken1(obj, now, limit)
+		if why != "" {
+			return nil, fmt.Sprintf("batch[%d]: %s", n, why)
+		}
+		want = append(want, w)
+	}
+	return want, ""
+}
+
+// wantToken1 judges one request object.
+func wantToken1(obj map[string]json.RawMessage, now, limit int64) (wantToken, string) {
+	for name := range obj {
+		if !slices.Contains([]string{"claims", "ttl", "setIat", "setJti"}, name) {
+			return wantToken{}, "unknown field " + name
+		}
+	}
+	claims, err := decodeObject(obj["claims"])
+	if err != nil {
+		return wantToken{}, "claims is not an object"
+	}
+	names := topLevelNames(obj["claims"])
+	ttl, why := wantTTL(obj["ttl"], limit)
+	if why != "" {
+		return wantToken{}, why
+	}
+	setIat, ok1 := wantFlag(obj["setIat"])
+	setJti, ok2 := wantFlag(obj["setJti"])
+	if !ok1 || !ok2 {
+		return wantToken{}, "a flag is not a boolean"
+	}
+	var set []string // the claims the issuer sets, in the order it appends them
+	switch exp, has := claims["exp"]; {
+	case ttl > 0:
+		claims["exp"], set = json.Number(strconv.FormatInt(now+ttl, 10)), append(set, "exp")
+	case has:
+		n, ok := exp.(json.Number)
+		if !ok || numberAbove(string(n), now+limit) {
+			return wantToken{}, "claims.exp is not a number up to now + T"
+		}
+	default:
+		claims["exp"], set = json.Number(strconv.FormatInt(now+limit, 10)), append(set, "exp")
+	}
+	if setIat {
+		claims["iat"], set = json.Number(strconv.FormatInt(now, 10)), append(set, "iat")
+	}
+	if setJti {
+		delete(claims, "jti")
+		set = append(set, "jti")
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(set, n) })
+	return wantToken{claims: claims, names: append(names, set...), setJti: setJti}, ""
+}
+
+var integerText = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
+// wantTTL reads a ttl as the rules have it: absent, null or an integer
+// written as one, from 0 to limit.
+func wantTTL(raw json.RawMessage, limit int64) (int64, string) {
+	if raw == nil || string(raw) == "null" {
+		return 0, ""
+	}
+	if !integerText.Match(raw) {
+		return 0, "ttl is not an integer written as one"
+	}
+	n, _ := new(big.Int).SetString(string(raw), 10)
+	if n.Sign() < 0 || n.Cmp(big.NewInt(limit)) > 0 {
+		return 0, "ttl is negative or above T"
+	}
+	return n.Int64(), ""
+}
+
+func wantFlag(raw json.RawMessage) (bool, bool) {
+	if raw == nil {
+		return false, true
+	}
+	var b *bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return false, false
+	}
+	return b != nil && *b, true
+}
+
+// numberAbove compares the JSON number text with bound exactly, with
+// math/big; exponents too large to expand are decided by their sign.
+func numberAbove(text string, bound int64) bool {
+	mant, exp, _ := strings.Cut(strings.ToLower(text), "e")
+	m, ok := new(big.Rat).SetString(mant)
+	if !ok {
+		panic("not a number: " + text)
+	}
+	e, err := strconv.Atoi(exp)
+	if exp == "" {
+		e, err = 0, nil
+	}
+	switch {
+	case m.Sign() == 0:
+		return 0 > bound
+	case err != nil || e > 400: // beyond any int64, either way
+		return m.Sign() > 0 && !strings.HasPrefix(exp, "-")
+	case e < -400: // within 1 of zero
+		return m.Sign() > 0 && bound < 0 || m.Sign() < 0 && bound < -1
+	}
+	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(e, -e))), nil))
+	if e < 0 {
+		m.Quo(m, scale)
+	} else {
+		m.Mul(m, scale)
+	}
+	return m.Cmp(new(big.Rat).SetInt64(bound)) > 0
+}
+
+func decodeObject(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return nil, fmt.Errorf("null")
+	}
+	return obj, nil
+}
+
+// topLevelNames lists the member names of the object raw, in order.
+func topLevelNames(raw []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var names []string
+	depth := 0
+	expectName := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return names
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+			} else {
+				depth--
+			}
+			expectName = depth == 1
+		case string:
+			if depth == 1 && expectName {
+				names = append(names, v)
+				expectName = false
+				continue
+			}
+			expectName = depth == 1
+		default:
+			expectName = depth == 1
+		}
+	}
+}
+
+// hasDuplicateName reports a member name given twice in any object of the
+// valid JSON text, by encoding/json's reading of names.
+func hasDuplicateName(text []byte) bool {
+	type frame struct {
+		names      map[string]bool // nil for an array
+		expectName bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(text))
+	var stack []*frame
+	afterValue := func() {
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].expectName = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false // the end: json.Valid accepted text
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &frame{names: map[string]bool{}, expectName: true})
+			case '[':
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				afterValue()
+			}
+		case string:
+			if top := len(stack) - 1; top >= 0 && stack[top].names != nil && stack[top].expectName {
+				if stack[top].names[v] {
+					return true
+				}
+				stack[top].names[v], stack[top].expectName = true, false
+				continue
+			}
+			afterValue()
+		default:
+			afterValue()
+		}
+	}
+}
+
+// responseTokens reads {"token":...} for one token, {"tokens":[...]} for
+// a batch.
+func responseTokens(t *testing.T, out []byte, n int) []string {
+	t.Helper()
+	var resp struct {
+		Token  *string  `json:"token"`
+		Tokens []string `json:"tokens"`
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("response is not JSON: %s", out)
+	}
+	toks := resp.Tokens
+	if resp.Token != nil {
+		toks = append(toks, *resp.Token)
+	}
+	if len(toks) != n {
+		t.Fatalf("%d tokens, want %d: %s", len(toks), n, out)
+	}
+	return toks
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func checkToken(t *testing.T, tok string, want wantToken) {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q has %d parts", tok, len(parts))
+	}
+	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(body) || hasDuplicateName(body) {
+		t.Fatalf("claims are not JSON with each name once: %s", body)
+	}
+	got, err := decodeObject(body)
+	if err != nil {
+		t.Fatalf("claims are not an object: %s", body)
+	}
+	if want.setJti {
+		if jti, _ := got["jti"].(string); !uuidV4.MatchString(jti) {
+			t.Fatalf("jti %v is not a UUID v4", got["jti"])
+		}
+		delete(got, "jti")
+	}
+	if !reflect.DeepEqual(got, want.claims) {
+		t.Fatalf("claims\n%s\nwant (encoding/json)\n%v", body, want.claims)
+	}
+	if names := topLevelNames(body); !slices.Equal(names, want.names) {
+		t.Fatalf("claims in the order %q, want %q", names, want.names)
+	}
+}
+
+// differentialSeed is a payload that stresses the scanner, named as its
+// corpus file is.
+type differentialSeed struct {
+	name    string
+	payload []byte
+}
+
+// differentialSeeds are committed as testdata/fuzz/FuzzMatchesEncodingJSON
+// too (TestDifferentialCorpus).
+func differentialSeeds() []differentialSeed {
+	now := now0.Unix()
+	bound := strconv.FormatInt(now+int64(differentialT/time.Second), 10)
+	nest := func(n int, v string) string { return strings.Repeat("[", n) + v + strings.Repeat("]", n) }
+	d := request.MaxDepth
+	item := `{"claims":{"sub":"a"},"setJti":true}`
+	batch := func(n int) string { return `{"batch":[` + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + `]}` }
+	seeds := []struct{ name, payload string }{
+		{"depth-at-limit", `{"claims":{"a":` + nest(d-2, "1") + `}}`},
+		{"depth-past-limit", `{"claims":{"a":` + nest(d-1, "1") + `}}`},
+		{"depth-batch-at-limit", `{"batch":[{"claims":{"a":` + nest(d-4, "1") + `}}]}`},
+		{"depth-batch-past-limit", `{"batch":[{"claims":{"a":` + nest(d-3, "1") + `}}]}`},
+		{"depth-objects", `{"claims":` + strings.Repeat(`{"a":`, 200) + "{}" + strings.Repeat("}", 200) + `}`},
+		{"long-escapes", `{"claims":{"s":"` + strings.Repeat(`\"\\\/\b\f\n\r\t\u00e9\u0000`, 400) + `","t":"` + strings.Repeat("é€😀", 300) + `"}}`},
+		{"surrogate-pair", `{"claims":{"s":"\ud83d\ude00","\ud83d\ude00":1}}`},
+		{"lone-surrogates", `{"claims":{"s":"\ud800","t":"\udc00x","u":"\ude00\ud83d","\udbff":2}}`},
+		{"lone-surrogate-names-collide", `{"claims":{"\ud800":1,"\udbff":2}}`},
+		{"replacement-name-collides", `{"claims":{"\ud800":1,"\ufffd":2}}`},
+		{"escaped-name-collides", `{"claims":{"a":1,"\u0061":2}}`},
+		{"escaped-field-name", `{"\u0063laims":{},"t\u0074l":5}`},
+		{"escaped-exp", `{"claims":{"\u0065xp":` + bound + `}}`},
+		{"invalid-utf8", "{\"claims\":{\"s\":\"\xff\"}}"},
+		{"overlong-utf8", "{\"claims\":{\"s\":\"\xc0\xaf\"}}"},
+		{"encoded-surrogate-utf8", "{\"claims\":{\"s\":\"\xed\xa0\x80\"}}"},
+		{"truncated-utf8", "{\"claims\":{\"s\":\"\xe2\x82\"}}"},
+		{"exp-huge-exponent", `{"claims":{"exp":1e400}}`},
+		{"exp-huge-negative", `{"claims":{"exp":-1e400}}`},
+		{"exp-tiny", `{"claims":{"exp":1e-400}}`},
+		{"exp-exponent-overflows", `{"claims":{"exp":1E+99999999999999999999}}`},
+		{"exp-zero-huge-exponent", `{"claims":{"exp":0e99999999999}}`},
+		{"exp-at-bound", `{"claims":{"exp":` + bound + `}}`},
+		{"exp-bound-fraction", `{"claims":{"exp":` + bound + `.0000001}}`},
+		{"exp-bound-zero-fraction", `{"claims":{"exp":` + bound + `.000}}`},
+		{"exp-bound-exponent", `{"claims":{"exp":` + bound[:1] + "." + bound[1:] + "e" + strconv.Itoa(len(bound)-1) + `}}`},
+		{"exp-beyond-int64", `{"claims":{"exp":9223372036854775808}}`},
+		{"exp-minus-zero", `{"claims":{"exp":-0}}`},
+		{"exp-string", `{"claims":{"exp":"1"}}`},
+		{"ttl-rounds", `{"claims":{},"ttl":3600.0000000000001}`},
+		{"ttl-underflows", `{"claims":{},"ttl":1e-400}`},
+		{"ttl-zero-fraction", `{"claims":{},"ttl":30.0}`},
+		{"ttl-exponent", `{"claims":{},"ttl":3e1}`},
+		{"ttl-minus-zero", `{"claims":{},"ttl":-0}`},
+		{"ttl-at-limit", `{"claims":{"exp":1},"ttl":3600}`},
+		{"ttl-past-limit", `{"claims":{},"ttl":3601}`},
+		{"ttl-beyond-int64", `{"claims":{},"ttl":99999999999999999999}`},
+		{"ttl-null-flags-null", `{"claims":{"iat":1},"ttl":null,"setIat":null,"setJti":null}`},
+		{"numbers-exact", `{"claims":{"a":-0,"b":0.10,"c":1E+2,"d":12345678901234567890123,"e":1e-400,"f":-0.0e-0}}`},
+		{"leading-zero", `{"claims":{"a":01}}`},
+		{"leading-zero-negative", `{"claims":{"a":-01}}`},
+		{"leading-zero-fraction", `{"claims":{"a":00.5}}`},
+		{"ttl-leading-zero", `{"claims":{},"ttl":030}`},
+		{"whitespace-json", " \t\r\n{ \t\r\n\"claims\" \t\r\n: \t\r\n{ \t\r\n\"a\" \t\r\n: \t\r\n[ \t\r\n1 \t\r\n, \t\r\n\"x y\" \t\r\n] \t\r\n} \t\r\n, \t\r\n\"ttl\" \t\r\n: \t\r\n5 \t\r\n} \t\r\n"},
+		{"whitespace-vt", "{\"claims\":{\"a\":\v1}}"},
+		{"whitespace-ff", "{\"claims\":{\"a\":1}\f}"},
+		{"whitespace-nbsp", "{\"claims\":\u00a0{}}"},
+		{"whitespace-nbsp-after", "{\"claims\":{}}\u00a0"},
+		{"whitespace-bom", "\ufeff{\"claims\":{}}"},
+		{"whitespace-line-separator", "{\"claims\":{}\u2028}"},
+		{"whitespace-nul", "{\"claims\":{}\x00}"},
+		{"control-in-string", "{\"claims\":{\"a\":\"\t\"}}"},
+		{"duplicate-deep", `{"claims":{"a":[{"b":{"c":1,"c":2}}]}}`},
+		{"duplicate-field", `{"claims":{},"setIat":true,"setIat":false}`},
+		{"duplicate-in-batch", `{"batch":[{"claims":{}},{"claims":{"x":{"y":1,"y":1}}}]}`},
+		{"overrides-in-order", `{"claims":{"jti":"j","z":1,"iat":2,"exp":3,"a":4},"ttl":10,"setIat":true,"setJti":true}`},
+		{"batch-at-limit", batch(request.MaxBatch)},
+		{"batch-past-limit", batch(request.MaxBatch + 1)},
+		{"batch-with-claims", `{"batch":[{"claims":{}}],"claims":{}}`},
+		{"batch-item-batch", `{"batch":[{"claims":{},"batch":[]}]}`},
+		{"field-case", `{"Claims":{}}`},
+		{"empty-name", `{"claims":{"":1,"a":{"":2}}}`},
+		{"trailing-data", `{"claims":{}} {}`},
+	}
+	out := make([]differentialSeed, len(seeds))
+	for i, s := range seeds {
+		out[i] = differentialSeed{s.name, []byte(s.payload)}
+	}
+	return out
+}
+
+// invokeSeeds are FuzzInvoke's seeds.
+func invokeSeeds() []string {
+	return []string{
+		`{"claims":{"aud":"hotsock","channels":{"chat":{"subscribe":true}}},"ttl":30}`,
+		`{"claims":{"exp":1,"iat":2,"jti":"x"},"setIat":true,"setJti":true}`,
+		`{"claims":{},"ttl":1e3}`,
+		`{"claims":{"a":"\u0000\ud800"}}`,
+		`{"claims":{"a":1,"a":2}}`,
+		`{"batch":[{"claims":{}}]}`,
+		`{"claims":[]}`, `null`, `{`, ``,
+	}
+}
+
+// corpusSeeds reads the committed corpus of the fuzz target name.
+func corpusSeeds(tb testing.TB, name string) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var seeds [][]byte
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		v, err := parseCorpusFile(b)
+		if err != nil {
+			tb.Fatalf("%s: %v", file, err)
+		}
+		seeds = append(seeds, v)
+	}
+	return seeds
+}
+
+const corpusHeader = "go test fuzz v1\n"
+
+// parseCorpusFile reads a corpus file of one []byte value.
+func parseCorpusFile(b []byte) ([]byte, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(corpusHeader+"[]byte("))
+	if !ok {
+		return nil, fmt.Errorf("not a corpus file of one []byte")
+	}
+	rest, ok = bytes.CutSuffix(bytes.TrimRight(rest, "\n"), []byte(")"))
+	if !ok {
+		return nil, fmt.Errorf("not a corpus file of one []byte")
+	}
+	s, err := strconv.Unquote(string(rest))
+	return []byte(s), err
+}
+
+func corpusFile(payload []byte) []byte { return fmt.Appendf(nil, corpusHeader+"[]byte(%q)\n", payload) }
+
+var updateCorpus = flag.Bool("update-corpus", false, "write differentialSeeds to testdata/fuzz/FuzzMatchesEncodingJSON")
+
+// The stress seeds are committed as the fuzz target's corpus, so that a
+// plain go test runs them and go test -fuzz starts from them.
+func TestDifferentialCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzMatchesEncodingJSON")
+	for _, seed := range differentialSeeds() {
+		file := filepath.Join(dir, seed.name)
+		if *updateCorpus {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, corpusFile(seed.payload), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v: run go test -run TestDifferentialCorpus -update-corpus", err)
+		}
+		if v, err := parseCorpusFile(b); err != nil || !bytes.Equal(v, seed.payload) {
+			t.Fatalf("%s differs from its seed (%v): run go test -run TestDifferentialCorpus -update-corpus", file, err)
+		}
+	}
+}
+
+// The judge of the fuzz target, on the seeds whose fate is plain: it must
+// be able to tell the signer wrong.
+func TestDifferentialJudge(t *testing.T) {
+	now, limit := now0.Unix(), int64(differentialT/time.Second)
+	accept := map[string]bool{
+		"depth-at-limit": true, "depth-past-limit": false, "depth-batch-at-limit": true, "depth-batch-past-limit": false,
+		"lone-surrogate-names-collide": false, "escaped-name-collides": false, "escaped-field-name": true,
+		"invalid-utf8": false, "exp-huge-exponent": false, "exp-huge-negative": true, "exp-tiny": true,
+		"exp-exponent-overflows": false, "exp-at-bound": true, "exp-bound-fraction": false, "exp-bound-zero-fraction": true,
+		"exp-bound-exponent": true, "exp-beyond-int64": false, "ttl-rounds": false, "ttl-underflows": false,
+		"ttl-zero-fraction": false, "ttl-exponent": false, "ttl-minus-zero": true, "ttl-past-limit": false,
+		"ttl-beyond-int64": false, "numbers-exact": true, "leading-zero": false, "whitespace-json": true,
+		"whitespace-vt": false, "whitespace-nbsp": false, "whitespace-bom": false, "duplicate-deep": false,
+		"batch-at-limit": true, "batch-past-limit": false, "field-case": false, "trailing-data": false,
+	}
+	iss := differentialIssuer()
+	for _, seed := range differentialSeeds() {
+		want, ok := accept[seed.name]
+		if !ok {
+			continue
+		}
+		tokens, why := wantTokens(seed.payload, now, limit)
+		if (tokens != nil) != want {
+			t.Errorf("%s: judged %v (%s), want %v", seed.name, tokens != nil, why, want)
+		}
+		if _, err := iss.Invoke(context.Background(), seed.payload); (err == nil) != want {
+			t.Errorf("%s: the signer answers %v, want accepted %v", seed.name, err, want)
+		}
+	}
+	// The judge tells numbers apart by their text.
+	out, err := iss.Invoke(context.Background(), []byte(`{"claims":{"a":1.50}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := decodeObject(claimsOfResponse(t, out))
+	w, _ := wantTokens([]byte(`{"claims":{"a":1.5}}`), now, limit)
+	if reflect.DeepEqual(got, w[0].claims) {
+		t.Fatal("1.50 and 1.5 compare equal: numbers are not compared by their text")
+	}
+}
+
+func claimsOfResponse(t *testing.T, out []byte) []byte {
+	t.Helper()
+	var resp struct{ Token string }
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(claimsOf(t, resp.Token))
+}
