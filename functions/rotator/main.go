@@ -40,7 +40,12 @@ func main() {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-	jwks := s3store.NewObject(s3store.NewClient(awsCfg), cfg.Bucket, cfg.Key)
+	s3 := s3store.NewClient(awsCfg)
+	jwks := s3store.NewObject(s3, cfg.Bucket, cfg.Key)
+	var opts []rotation.Option
+	if !cfg.Issuer.IsZero() {
+		opts = append(opts, rotation.WithDiscovery(s3store.NewObject(s3, cfg.Bucket, cfg.DiscoveryKey), cfg.Issuer, cfg.JWKSURL))
+	}
 	var custody rotation.Custody = rotation.LocalCustody{}
 	if cfg.Custody == envconfig.CustodyKMS {
 		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
@@ -52,7 +57,7 @@ func main() {
 		Lifecycle: cfg.Lifecycle,
 		Algorithm: cfg.Algorithm,
 		SecretID:  cfg.SecretID,
-	}, secret, jwks, custody, time.Now, log)
+	}, secret, jwks, custody, time.Now, log, opts...)
 	if err != nil {
 		lambdainit.Fail(log, "invalid configuration", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
+	"jwks-issuer/pkg/oidc"
 )
 
 // Custody names where private keys live.
@@ -30,6 +31,11 @@ type Signer struct {
 	MaxTokenTTL time.Duration
 	KeyCache    time.Duration
 	Custody     Custody
+	// Issuer, when set, is every token's iss.
+	Issuer oidc.Issuer
+	// Audiences, when set, are the only values aud may take (and aud is
+	// then required).
+	Audiences []string
 }
 
 // Rotator is the rotator function's configuration.
@@ -37,6 +43,11 @@ type Rotator struct {
 	SecretID          string
 	Bucket            string
 	Key               string
+	// Issuer, when set, makes the rotator publish the discovery document at
+	// DiscoveryKey, naming JWKSURL.
+	Issuer       oidc.Issuer
+	DiscoveryKey string
+	JWKSURL      string
 	Algorithm         keys.Algorithm
 	Custody           Custody
 	Lifecycle         lifecycle.Config
@@ -64,6 +75,8 @@ func LoadSigner(getenv func(string) string) (Signer, error) {
 		MaxTokenTTL: lc.MaxTokenTTL,
 		KeyCache:    lc.KeyCacheMaxAge,
 		Custody:     r.custody(),
+		Issuer:      r.issuer(),
+		Audiences:   r.list("ALLOWED_AUDIENCES"),
 	}
 	if r.err == nil {
 		r.err = lc.Validate()
@@ -76,11 +89,15 @@ func LoadSigner(getenv func(string) string) (Signer, error) {
 func LoadRotator(getenv func(string) string) (Rotator, error) {
 	r := reader{getenv: getenv}
 	d := lifecycle.Defaults()
+	issuer := r.issuer()
 	cfg := Rotator{
 		SecretID: r.required("SECRET_ID"),
 		Bucket:   r.required("JWKS_BUCKET"),
-		Key:      r.text("JWKS_KEY", ".well-known/jwks.json"),
-		Custody:  r.custody(),
+		// Below the issuer's path, so that <issuer>/.well-known/... resolves.
+		Key:          r.text("JWKS_KEY", issuer.ObjectKey(".well-known/jwks.json")),
+		Issuer:       issuer,
+		DiscoveryKey: r.text("DISCOVERY_KEY", issuer.ObjectKey(oidc.DiscoveryName)),
+		Custody:      r.custody(),
 		Lifecycle: lifecycle.Config{
 			MaxTokenTTL:     r.seconds("MAX_TOKEN_TTL_SECONDS", d.MaxTokenTTL),
 			KeyCacheMaxAge:  r.seconds("KEY_CACHE_SECONDS", d.KeyCacheMaxAge),
@@ -97,6 +114,9 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 		r.fail("KEY_ALGORITHM: %v", err)
 	}
 	cfg.Algorithm = alg
+	if !issuer.IsZero() {
+		cfg.JWKSURL = issuer.URLOf(cfg.Key)
+	}
 	if r.err == nil {
 		r.err = cfg.Lifecycle.Validate()
 	}
@@ -152,6 +172,37 @@ func (r *reader) seconds(name string, def time.Duration) time.Duration {
 		r.fail("%s is %d, must be at most 100 years in seconds", name, n)
 	}
 	return time.Duration(n) * time.Second
+}
+
+// issuer reads ISSUER_URL; empty means none.
+func (r *reader) issuer() oidc.Issuer {
+	v := r.text("ISSUER_URL", "")
+	if v == "" {
+		return oidc.Issuer{}
+	}
+	iss, err := oidc.ParseIssuer("ISSUER_URL", v)
+	if err != nil {
+		r.fail("%v", err)
+	}
+	return iss
+}
+
+// list reads a comma-separated list; empty entries are refused.
+func (r *reader) list(name string) []string {
+	v := r.text(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for i, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			r.fail("%s is %q: entry %d is empty", name, v, i+1)
+			return nil
+		}
+		out = append(out, item)
+	}
+	return out
 }
 
 func (r *reader) custody() Custody {

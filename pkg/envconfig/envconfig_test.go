@@ -85,3 +85,79 @@ func TestLoadSigner(t *testing.T) {
 		}
 	}
 }
+
+func TestIssuerAndItsObjectKeys(t *testing.T) {
+	base := map[string]string{"SECRET_ID": "s", "JWKS_BUCKET": "b"}
+	tests := []struct {
+		name                       string
+		set                        map[string]string
+		jwksKey, discoveryKey, url string
+		err                        string
+	}{
+		{"no issuer: no discovery URL", nil, ".well-known/jwks.json", ".well-known/openid-configuration", "", ""},
+		{"issuer at the root", map[string]string{"ISSUER_URL": "https://id.example.com"},
+			".well-known/jwks.json", ".well-known/openid-configuration", "https://id.example.com/.well-known/jwks.json", ""},
+		{"issuer with a path: the default keys follow it", map[string]string{"ISSUER_URL": "https://id.example.com/tenant"},
+			"tenant/.well-known/jwks.json", "tenant/.well-known/openid-configuration", "https://id.example.com/tenant/.well-known/jwks.json", ""},
+		{"keys set explicitly win", map[string]string{"ISSUER_URL": "https://id.example.com/tenant", "JWKS_KEY": "keys.json", "DISCOVERY_KEY": "d.json"},
+			"keys.json", "d.json", "https://id.example.com/keys.json", ""},
+		{"local issuer", map[string]string{"ISSUER_URL": "http://127.0.0.1:9000"},
+			".well-known/jwks.json", ".well-known/openid-configuration", "http://127.0.0.1:9000/.well-known/jwks.json", ""},
+		{"refused: trailing slash", map[string]string{"ISSUER_URL": "https://id.example.com/"}, "", "", "", `ISSUER_URL is "https://id.example.com/": must not end with a slash`},
+		{"refused: http", map[string]string{"ISSUER_URL": "http://id.example.com"}, "", "", "", "ISSUER_URL is \"http://id.example.com\": must use https"},
+		{"refused: port", map[string]string{"ISSUER_URL": "https://id.example.com:8443"}, "", "", "", "must not name a port"},
+		{"refused: query", map[string]string{"ISSUER_URL": "https://id.example.com?a=b"}, "", "", "", "must not have a query"},
+		{"refused: fragment", map[string]string{"ISSUER_URL": "https://id.example.com#a"}, "", "", "", "must not have a fragment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{}
+			for k, v := range base {
+				vars[k] = v
+			}
+			for k, v := range tt.set {
+				vars[k] = v
+			}
+			cfg, err := LoadRotator(env(vars))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("LoadRotator: %v, want %q", err, tt.err)
+				}
+				if _, err := LoadSigner(env(vars)); err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("LoadSigner: %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || cfg.Key != tt.jwksKey || cfg.DiscoveryKey != tt.discoveryKey || cfg.JWKSURL != tt.url ||
+				cfg.Issuer.String() != tt.set["ISSUER_URL"] {
+				t.Fatalf("LoadRotator = key %q discovery %q url %q issuer %q, %v; want %q %q %q %q",
+					cfg.Key, cfg.DiscoveryKey, cfg.JWKSURL, cfg.Issuer, err, tt.jwksKey, tt.discoveryKey, tt.url, tt.set["ISSUER_URL"])
+			}
+		})
+	}
+}
+
+func TestAllowedAudiences(t *testing.T) {
+	tests := []struct {
+		value string
+		want  []string
+		err   string
+	}{
+		{"", nil, ""},
+		{"hotsock", []string{"hotsock"}, ""},
+		{" a , b,c ", []string{"a", "b", "c"}, ""},
+		{"a,,b", nil, `ALLOWED_AUDIENCES is "a,,b": entry 2 is empty`},
+	}
+	for _, tt := range tests {
+		cfg, err := LoadSigner(env(map[string]string{"SECRET_ID": "s", "ALLOWED_AUDIENCES": tt.value}))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: %v, want %q", tt.value, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(cfg.Audiences, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%q: %q, %v; want %q", tt.value, cfg.Audiences, err, tt.want)
+		}
+	}
+}

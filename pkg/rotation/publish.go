@@ -8,45 +8,75 @@ import (
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
+	"jwks-issuer/pkg/oidc"
 	"jwks-issuer/pkg/store"
 )
 
 // ErrConflict: the key set kept changing under this writer.
 var ErrConflict = errors.New("the published key set kept changing during the write")
 
-// publish writes the key set of the current state. Every writer reads the
-// object's ETag before the state, and writes only if the ETag is unchanged,
-// so a writer holding an older state can never overwrite the set of a newer
-// one; on a conflict it reads both again. After a write it records the first
-// publication of the keys that lacked one.
+// discovery is where the OIDC discovery document goes, when an issuer is
+// configured.
+type discovery struct {
+	object  store.Objects
+	issuer  oidc.Issuer
+	jwksURL string
+}
+
+// Option configures a Rotator.
+type Option func(*Rotator)
+
+// WithDiscovery makes the rotator publish the discovery document of issuer
+// to object beside the key set, naming jwksURL as the key set's address.
+func WithDiscovery(object store.Objects, issuer oidc.Issuer, jwksURL string) Option {
+	return func(r *Rotator) { r.discovery = &discovery{object: object, issuer: issuer, jwksURL: jwksURL} }
+}
+
+// document is one object to publish: where, the copy read before the state,
+// and the body the state calls for.
+type document struct {
+	name    string
+	object  store.Objects
+	current store.Object
+	missing bool
+	body    []byte
+	attrs   []any // of the log line of a write
+}
+
+// publish writes the key set (and the discovery document) of the current
+// state. Every writer reads the objects' ETags before the state, and writes
+// only if the ETag is unchanged, so a writer holding an older state can
+// never overwrite the documents of a newer one; on a conflict it reads all
+// again. After the key set is written it records the first publication of
+// the keys that lacked one.
 func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
 	for attempt := 1; ; attempt++ {
-		obj, err := r.jwks.Get(ctx)
-		missing := errors.Is(err, store.ErrNotFound)
-		if err != nil && !missing {
-			return snapshot{}, fmt.Errorf("publish jwks: read: %w", err)
+		docs, err := r.readDocuments(ctx)
+		if err != nil {
+			return snapshot{}, err
 		}
 		snap, err := r.load(ctx)
 		if err != nil {
 			return snapshot{}, fmt.Errorf("publish jwks: %w", err)
 		}
 		set := lifecycle.KeySet(snap.state, r.cfg.Lifecycle, r.now())
-		body := keys.MarshalSet(set)
-		cacheControl := fmt.Sprintf("public, max-age=%d", int64(r.cfg.Lifecycle.JWKSMaxAge/time.Second))
-		if missing || string(obj.Body) != string(body) || obj.CacheControl != cacheControl || obj.ContentType != "application/json" {
-			cond := store.PutCondition{IfMatch: obj.ETag, IfNoneMatch: missing}
-			_, err = r.jwks.Put(ctx, body, "application/json", cacheControl, cond)
-			if errors.Is(err, store.ErrPrecondition) {
-				if attempt < r.cfg.PublishAttempts {
-					r.log.Info("jwks changed during publish; recomputing", "attempt", attempt)
-					continue
-				}
-				return snapshot{}, fmt.Errorf("publish jwks: %w after %d attempts", ErrConflict, attempt)
+		docs[0].body, docs[0].attrs = keys.MarshalSet(set), []any{"kids", kids(set)}
+		for _, w := range oidc.KeySetWarnings(len(set), len(docs[0].body)) {
+			r.log.Warn("published key set near a verifier's limit", "warning", w)
+		}
+		if r.discovery != nil {
+			docs[1].body = oidc.NewDiscovery(r.discovery.issuer, r.discovery.jwksURL, algorithms(set)).Marshal()
+		}
+		conflict, err := r.writeDocuments(ctx, docs)
+		if err != nil {
+			return snapshot{}, err
+		}
+		if conflict {
+			if attempt < r.cfg.PublishAttempts {
+				r.log.Info("jwks changed during publish; recomputing", "attempt", attempt)
+				continue
 			}
-			if err != nil {
-				return snapshot{}, fmt.Errorf("publish jwks: write: %w", err)
-			}
-			r.log.Info("jwks published", "kids", kids(set))
+			return snapshot{}, fmt.Errorf("publish jwks: %w after %d attempts", ErrConflict, attempt)
 		}
 		// Recorded even when the object was already up to date: an earlier
 		// attempt may have written it and died before tagging.
@@ -59,10 +89,60 @@ func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
 	}
 }
 
+// readDocuments reads the key set and the discovery document as they are.
+func (r *Rotator) readDocuments(ctx context.Context) ([]document, error) {
+	docs := []document{{name: "jwks", object: r.jwks}}
+	if r.discovery != nil {
+		docs = append(docs, document{name: "discovery document", object: r.discovery.object})
+	}
+	for i := range docs {
+		obj, err := docs[i].object.Get(ctx)
+		docs[i].missing = errors.Is(err, store.ErrNotFound)
+		if err != nil && !docs[i].missing {
+			return nil, fmt.Errorf("publish %s: read: %w", docs[i].name, err)
+		}
+		docs[i].current = obj
+	}
+	return docs, nil
+}
+
+// writeDocuments writes, in order, each document whose stored copy differs
+// from its body; conflict is true when one changed since it was read. The
+// key set goes first: the discovery document lists the algorithms of the
+// keys it holds.
+func (r *Rotator) writeDocuments(ctx context.Context, docs []document) (conflict bool, err error) {
+	cacheControl := fmt.Sprintf("public, max-age=%d", int64(r.cfg.Lifecycle.JWKSMaxAge/time.Second))
+	for _, d := range docs {
+		cur := d.current
+		if !d.missing && string(cur.Body) == string(d.body) && cur.CacheControl == cacheControl && cur.ContentType == "application/json" {
+			continue
+		}
+		cond := store.PutCondition{IfMatch: cur.ETag, IfNoneMatch: d.missing}
+		_, err := d.object.Put(ctx, d.body, "application/json", cacheControl, cond)
+		if errors.Is(err, store.ErrPrecondition) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("publish %s: write: %w", d.name, err)
+		}
+		r.log.Info(d.name+" published", append(d.attrs, "bytes", len(d.body))...)
+	}
+	return false, nil
+}
+
 func kids(set []keys.JWK) []string {
 	out := make([]string, len(set))
 	for i, k := range set {
 		out[i] = k.Kid
+	}
+	return out
+}
+
+// algorithms lists the algorithms of the keys in set.
+func algorithms(set []keys.JWK) []string {
+	out := make([]string, len(set))
+	for i, k := range set {
+		out[i] = k.Alg
 	}
 	return out
 }

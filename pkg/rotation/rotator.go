@@ -43,10 +43,12 @@ type Rotator struct {
 	custody Custody
 	now     func() time.Time
 	log     *slog.Logger
+	// discovery is nil when no issuer is configured.
+	discovery *discovery
 }
 
 // New validates cfg and returns a rotator.
-func New(cfg Config, secret store.Secrets, jwks store.Objects, custody Custody, now func() time.Time, log *slog.Logger) (*Rotator, error) {
+func New(cfg Config, secret store.Secrets, jwks store.Objects, custody Custody, now func() time.Time, log *slog.Logger, opts ...Option) (*Rotator, error) {
 	if err := cfg.Lifecycle.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,7 +58,11 @@ func New(cfg Config, secret store.Secrets, jwks store.Objects, custody Custody, 
 	if cfg.PublishAttempts <= 0 {
 		cfg.PublishAttempts = 5
 	}
-	return &Rotator{cfg: cfg, secret: secret, jwks: jwks, custody: custody, now: now, log: log}, nil
+	r := &Rotator{cfg: cfg, secret: secret, jwks: jwks, custody: custody, now: now, log: log}
+	for _, opt := range opts {
+		opt(r)
+	}
+	return r, nil
 }
 
 // Event is a Secrets Manager rotation event, or {"action":"cleanup"}.
