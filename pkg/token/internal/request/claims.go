@@ -33,8 +33,8 @@ type claimSpans struct {
 // is refused.
 func (p *parser) readClaims(at where, depth int) (spans claimSpans, err error) {
 	s := &p.s
-	if err := s.tooDeep(depth); err != nil {
-		return spans, err
+	if depth > MaxDepth {
+		return spans, s.tooDeep()
 	}
 	s.off++ // '{'
 	p.claims = p.claims[:0]

@@ -75,8 +75,21 @@ func (s *scanner) peek() byte {
 }
 
 // next consumes what follows a member or an element: more is true after a
-// comma, false after close, the end of the object or array.
+// comma, false after close, the end of the object or array. It runs after
+// every member and element, so the compact case is tried first, before any
+// whitespace is looked for.
 func (s *scanner) next(close byte) (more bool, err error) {
+	if s.off < len(s.data) {
+		if c := s.data[s.off]; c == ',' || c == close {
+			s.off++
+			return c == ',', nil
+		}
+	}
+	return s.nextSpaced(close)
+}
+
+// nextSpaced is next after whitespace, or at an error.
+func (s *scanner) nextSpaced(close byte) (bool, error) {
 	switch s.peek() {
 	case ',':
 		s.off++
@@ -85,16 +98,10 @@ func (s *scanner) next(close byte) (more bool, err error) {
 		s.off++
 		return false, nil
 	}
-	return false, s.separatorError(close)
-}
-
-// separatorError is kept out of next so that next stays small enough to
-// inline: it runs after every member of every object.
-func (s *scanner) separatorError(close byte) error {
 	if s.off >= len(s.data) {
-		return s.fail("unexpected end of JSON")
+		return false, s.fail("unexpected end of JSON")
 	}
-	return s.fail(fmt.Sprintf("expected ',' or %q", close))
+	return false, s.fail(fmt.Sprintf("expected ',' or %q", close))
 }
 
 // str consumes a string and returns it with its quotes, and whether it
@@ -247,18 +254,15 @@ func (s *scanner) value(depth int) ([]byte, error) {
 	return s.data[start:s.off], nil
 }
 
-// tooDeep refuses a container at depth beyond MaxDepth.
-func (s *scanner) tooDeep(depth int) error {
-	if depth > MaxDepth {
-		return s.fail(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
-	}
-	return nil
+// tooDeep is the error for a container at depth beyond MaxDepth.
+func (s *scanner) tooDeep() error {
+	return s.fail(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
 }
 
 // array consumes the array at the scanner, at depth.
 func (s *scanner) array(depth int) error {
-	if err := s.tooDeep(depth); err != nil {
-		return err
+	if depth > MaxDepth {
+		return s.tooDeep()
 	}
 	s.off++ // '['
 	if s.peek() == ']' {
@@ -281,8 +285,8 @@ func (s *scanner) array(depth int) error {
 // object consumes the object at the scanner, at depth; with s.unique, a
 // name given twice in it is a *duplicate.
 func (s *scanner) object(depth int) error {
-	if err := s.tooDeep(depth); err != nil {
-		return err
+	if depth > MaxDepth {
+		return s.tooDeep()
 	}
 	s.off++ // '{'
 	if s.peek() == '}' {
