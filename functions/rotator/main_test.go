@@ -84,6 +84,12 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 		{[]string{"KEY_CUSTODY=kms", "KMS_DELETION_WINDOW_DAYS=6"}, "KMS_DELETION_WINDOW_DAYS is 6, must be between 7 and 30"},
 		{[]string{"KEY_CUSTODY=kms", "KMS_DELETION_WINDOW_DAYS=31"}, "KMS_DELETION_WINDOW_DAYS is 31, must be between 7 and 30"},
 		{[]string{"MAX_TOKEN_TTL_SECONDS=0"}, "MAX_TOKEN_TTL_SECONDS is 0, must be at least 1"},
+		// Each form of issuer URL that AWS's verifiers refuse.
+		{[]string{"ISSUER_URL=http://id.example.com"}, "must use https"},
+		{[]string{"ISSUER_URL=https://id.example.com:8443"}, "must not name a port"},
+		{[]string{"ISSUER_URL=https://id.example.com?tenant=a"}, "must not have a query"},
+		{[]string{"ISSUER_URL=https://id.example.com#a"}, "must not have a fragment"},
+		{[]string{"ISSUER_URL=https://id.example.com/"}, "must not end with a slash"},
 	} {
 		t.Run(c.want, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
