@@ -2,21 +2,16 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/golang-jwt/jwt/v5"
@@ -25,66 +20,26 @@ import (
 	"jwks-issuer/pkg/keys"
 )
 
-// edge serves the stack's bucket the way CloudFront does: GET of an object
-// key answers its body with its Content-Type, Cache-Control and ETag, and a
-// missing key is a 404. It listens before the stack starts, so that its
-// address can be the issuer.
-type edge struct {
-	URL   string
-	stack *stack.Stack
-	srv   *http.Server
-}
-
-func startEdge(t *testing.T) *edge {
+// newIssuerStack is a stack whose issuer is an edge in front of its bucket.
+func newIssuerStack(t *testing.T, custody string, env map[string]string) (*stack.Stack, *stack.Edge) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	e, err := stack.StartEdge()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &edge{URL: "http://" + ln.Addr().String()}
-	e.srv = &http.Server{Handler: http.HandlerFunc(e.serve), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = e.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = e.srv.Close() })
-	return e
-}
-
-func (e *edge) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet || e.stack == nil {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	out, err := e.stack.S3.GetObject(r.Context(), &s3.GetObjectInput{
-		Bucket: aws.String(e.stack.Bucket), Key: aws.String(strings.TrimPrefix(r.URL.Path, "/")),
-	})
-	var missing *s3types.NoSuchKey
-	if errors.As(err, &missing) {
-		http.Error(w, "not found", http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer out.Body.Close()
-	w.Header().Set("Content-Type", aws.ToString(out.ContentType))
-	w.Header().Set("Cache-Control", aws.ToString(out.CacheControl))
-	w.Header().Set("ETag", aws.ToString(out.ETag))
-	_, _ = io.Copy(w, out.Body)
-}
-
-// newIssuerStack is a stack whose issuer is an edge in front of its bucket.
-func newIssuerStack(t *testing.T, custody string, env map[string]string) (*stack.Stack, *edge) {
-	t.Helper()
-	e := startEdge(t)
+	t.Cleanup(e.Close)
 	env["ISSUER_URL"] = e.URL
-	e.stack = newStack(t, custody, env)
-	return e.stack, e
+	s := newStack(t, custody, env)
+	e.Front(s)
+	return s, e
 }
 
 // go-oidc discovers the issuer through the edge and verifies tokens from the
 // real signer before and after a rotation, with the audience and the issuer
 // checked; a token that differs only in iss is refused.
-func TestTokensVerifyThroughDiscovery(t *testing.T) { bothCustodies(t, testTokensVerifyThroughDiscovery) }
+func TestTokensVerifyThroughDiscovery(t *testing.T) {
+	bothCustodies(t, testTokensVerifyThroughDiscovery)
+}
 
 func testTokensVerifyThroughDiscovery(t *testing.T, custody string) {
 	s, edge := newIssuerStack(t, custody, compressed())
@@ -237,4 +192,3 @@ func nodeModules(t *testing.T, pkgs ...string) string {
 	}
 	return dir
 }
-
