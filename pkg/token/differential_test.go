@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -252,15 +253,32 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	return obj, nil
 }
 
+// tokens reads the valid JSON text as encoding/json's tokens. Numbers stay
+// text: as float64, 1E700 would end the reading early.
+func tokens(text []byte) func() (json.Token, bool) {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	return func() (json.Token, bool) {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil, false
+		}
+		if err != nil {
+			panic(fmt.Sprintf("encoding/json cannot read JSON it validated: %v", err))
+		}
+		return tok, true
+	}
+}
+
 // topLevelNames lists the member names of the object raw, in order.
 func topLevelNames(raw []byte) []string {
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	next := tokens(raw)
 	var names []string
 	depth := 0
 	expectName := false
 	for {
-		tok, err := dec.Token()
-		if err != nil {
+		tok, ok := next()
+		if !ok {
 			return names
 		}
 		switch v := tok.(type) {
@@ -291,7 +309,7 @@ func hasDuplicateName(text []byte) bool {
 		names      map[string]bool // nil for an array
 		expectName bool
 	}
-	dec := json.NewDecoder(bytes.NewReader(text))
+	next := tokens(text)
 	var stack []*frame
 	afterValue := func() {
 		if len(stack) > 0 && stack[len(stack)-1].names != nil {
@@ -299,9 +317,9 @@ func hasDuplicateName(text []byte) bool {
 		}
 	}
 	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return false // the end: json.Valid accepted text
+		tok, ok := next()
+		if !ok {
+			return false
 		}
 		switch v := tok.(type) {
 		case json.Delim:
@@ -453,6 +471,8 @@ func differentialSeeds() []differentialSeed {
 		{"whitespace-nul", "{\"claims\":{}\x00}"},
 		{"control-in-string", "{\"claims\":{\"a\":\"\t\"}}"},
 		{"duplicate-deep", `{"claims":{"a":[{"b":{"c":1,"c":2}}]}}`},
+		{"duplicate-after-huge-number", `{"claims":{"a":1E700,"b":[-1e-700],"a":1}}`},
+		{"names-after-huge-number", `{"claims":{"":1E700,"z":-1E700},"setIat":true}`},
 		{"duplicate-field", `{"claims":{},"setIat":true,"setIat":false}`},
 		{"duplicate-in-batch", `{"batch":[{"claims":{}},{"claims":{"x":{"y":1,"y":1}}}]}`},
 		{"overrides-in-order", `{"claims":{"jti":"j","z":1,"iat":2,"exp":3,"a":4},"ttl":10,"setIat":true,"setJti":true}`},
@@ -564,6 +584,7 @@ func TestDifferentialJudge(t *testing.T) {
 		"ttl-zero-fraction": false, "ttl-exponent": false, "ttl-minus-zero": true, "ttl-past-limit": false,
 		"ttl-beyond-int64": false, "numbers-exact": true, "leading-zero": false, "whitespace-json": true,
 		"whitespace-vt": false, "whitespace-nbsp": false, "whitespace-bom": false, "duplicate-deep": false,
+		"duplicate-after-huge-number": false, "names-after-huge-number": true,
 		"batch-at-limit": true, "batch-past-limit": false, "field-case": false, "trailing-data": false,
 	}
 	iss := differentialIssuer()
