@@ -49,7 +49,10 @@ func main() {
 	var custody rotation.Custody = rotation.LocalCustody{}
 	if cfg.Custody == envconfig.CustodyKMS {
 		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
-		if custody, err = kmscustody.New(kms, cfg.StackTag, cfg.KMSDeletionWindow, time.Now, log); err != nil {
+		// The roles the keys' policy lets sign (set by the template).
+		roles := kmscustody.WithRoles(os.Getenv("SIGNER_ROLE_ARN"), os.Getenv("ROTATOR_ROLE_ARN"))
+		if custody, err = kmscustody.New(kms, cfg.StackTag, cfg.KMSDeletionWindow, time.Now, log,
+			kmscustody.ForSecret(cfg.SecretID), roles); err != nil {
 			lambdainit.Fail(log, "invalid configuration", err)
 		}
 	}

@@ -19,11 +19,17 @@ import (
 // Tags put on every key the custody creates. The stack tag is what IAM
 // scopes the functions' KMS permissions by; the version tag lets a retried
 // createSecret find the key an earlier attempt made; the kid tag lets an
-// operator go from a token's kid to its KMS key.
+// operator go from a token's kid to its KMS key; the secret tag names the
+// secret the key was made for.
+//
+// Tags prove nothing about who made a key: anyone allowed to tag a key can
+// give it these. What the custody deletes, reuses or disables it first
+// proves to be its own through the key policy (see made).
 const (
 	TagStack   = "jwks-issuer:stack"
 	TagVersion = "jwks-issuer:version"
 	TagKid     = "jwks-issuer:kid"
+	TagSecret  = "jwks-issuer:secret"
 )
 
 // OrphanAge is how old a key of this stack that the secret does not mention
@@ -44,7 +50,11 @@ const reuseAge = OrphanAge / 2
 type Custody struct {
 	api    store.KMS
 	stack  string
+	secret string
 	window int
+	// policy is the key policy of every key the custody makes, and the
+	// proof that a key is one of them.
+	policy string
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -53,10 +63,34 @@ type Custody struct {
 // functions/rotator: importing package rotation here would link it into the
 // signer, which uses only this package's Signer.
 
+// Option configures a Custody.
+type Option func(*options)
+
+type options struct {
+	secret, signerRole, rotatorRole string
+}
+
+// ForSecret names the secret the keys are made for (SECRET_ID): every key
+// carries it as the jwks-issuer:secret tag, and the custody deletes,
+// disables or reuses only keys that carry it.
+func ForSecret(secretID string) Option {
+	return func(o *options) { o.secret = secretID }
+}
+
+// WithRoles gives the roles of the signer and the rotator (SIGNER_ROLE_ARN,
+// ROTATOR_ROLE_ARN): the keys' policy lets exactly these two sign with a
+// key and read its public key, and leaves the account only administration.
+// Without them the policy lets the account grant signing through IAM, as
+// KMS's default policy does; the account is then taken from the secret's
+// ARN.
+func WithRoles(signerRoleARN, rotatorRoleARN string) Option {
+	return func(o *options) { o.signerRole, o.rotatorRole = signerRoleARN, rotatorRoleARN }
+}
+
 // New returns a custody creating keys tagged jwks-issuer:stack=stackTag and
 // scheduling dropped keys for deletion after deletionWindowDays (7 to 30).
 // now is the clock Tidy ages keys by.
-func New(api store.KMS, stackTag string, deletionWindowDays int, now func() time.Time, log *slog.Logger) (*Custody, error) {
+func New(api store.KMS, stackTag string, deletionWindowDays int, now func() time.Time, log *slog.Logger, opts ...Option) (*Custody, error) {
 	if stackTag == "" {
 		return nil, errors.New("KMS_KEY_TAG is empty: KMS custody needs the stack tag its keys carry")
 	}
@@ -64,8 +98,27 @@ func New(api store.KMS, stackTag string, deletionWindowDays int, now func() time
 		return nil, fmt.Errorf("KMS_DELETION_WINDOW_DAYS is %d, must be between %d and %d",
 			deletionWindowDays, store.MinDeletionWindow, store.MaxDeletionWindow)
 	}
-	return &Custody{api: api, stack: stackTag, window: deletionWindowDays, now: now, log: log}, nil
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	partition, accountID, err := account(o.signerRole, o.rotatorRole, o.secret)
+	if err != nil {
+		return nil, err
+	}
+	if o.signerRole == "" {
+		log.Warn("SIGNER_ROLE_ARN and ROTATOR_ROLE_ARN are not set: new KMS keys let IAM policies of the account grant kms:Sign",
+			"account", accountID)
+	}
+	return &Custody{
+		api: api, stack: stackTag, secret: o.secret, window: deletionWindowDays,
+		policy: keyPolicy(partition, accountID, o.signerRole, o.rotatorRole),
+		now:    now, log: log,
+	}, nil
 }
+
+// Policy is the key policy the custody gives its keys.
+func (c *Custody) Policy() string { return c.policy }
 
 // NewKey makes (or, for a retried step, finds) the KMS key for the secret
 // version versionID and returns its record: the key's ARN and public JWK,
@@ -81,9 +134,20 @@ func (c *Custody) NewKey(ctx context.Context, alg keys.Algorithm, versionID stri
 	}
 	if key.ARN == "" {
 		kid = keys.NewKid()
-		key, err = c.api.CreateKey(ctx, spec,
-			fmt.Sprintf("jwks-issuer signing key %s (%s) of stack %s", kid, alg, c.stack),
-			map[string]string{TagStack: c.stack, TagVersion: versionID, TagKid: kid})
+		tags := map[string]string{TagStack: c.stack, TagVersion: versionID, TagKid: kid}
+		if c.secret != "" {
+			tags[TagSecret] = c.secret
+		}
+		key, err = c.api.CreateKey(ctx, store.CreateKeyRequest{
+			Spec:        spec,
+			Description: fmt.Sprintf("jwks-issuer signing key %s (%s) of stack %s", kid, alg, c.stack),
+			Policy:      c.policy,
+			// The policy leaves kms:PutKeyPolicy to the account, not to the
+			// rotator that makes the key: without the bypass KMS would
+			// refuse a policy its caller cannot change later.
+			BypassPolicyLockoutSafetyCheck: true,
+			Tags:                           tags,
+		})
 		if err != nil {
 			return keys.Record{}, fmt.Errorf("create KMS key for version %s: %w", versionID, err)
 		}
@@ -102,11 +166,12 @@ func (c *Custody) NewKey(ctx context.Context, alg keys.Algorithm, versionID stri
 	return keys.Record{PublicKeyJwk: jwk, Kid: kid, Alg: alg, CreatedAt: now.UTC(), KMSKeyID: key.ARN}, nil
 }
 
-// findKey returns the enabled key of this stack made for versionID less than
-// reuseAge ago, if any (a zero KeyInfo if none), with the kid it was made
-// for.
+// findKey returns the enabled key this custody made for versionID less
+// than reuseAge ago, if any (a zero KeyInfo if none), with the kid it was
+// made for.
 // A disabled or pending-deletion one is not reused: Tidy has judged it an
-// orphan.
+// orphan. Nor is a key that merely carries the tags: a key someone else made
+// and tagged to look like the retry's would otherwise sign every token.
 func (c *Custody) findKey(ctx context.Context, versionID string, spec store.KeySpec) (store.KeyInfo, string, error) {
 	all, err := c.api.ListKeysTagged(ctx, TagStack, c.stack)
 	if err != nil {
@@ -120,15 +185,44 @@ func (c *Custody) findKey(ctx context.Context, versionID string, spec store.KeyS
 			found = append(found, k)
 		}
 	}
-	if len(found) == 0 {
-		return store.KeyInfo{}, "", nil
-	}
-	// Two racing attempts may each have made one: take the oldest, so that
-	// every retry settles on the same key; Tidy deletes the other.
-	oldest := slices.MinFunc(found, func(a, b store.KeyInfo) int {
+	// Two racing attempts may each have made one: take the oldest of ours,
+	// so that every retry settles on the same key; Tidy deletes the other.
+	slices.SortFunc(found, func(a, b store.KeyInfo) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
 	})
-	return oldest, oldest.Tags[TagKid], nil
+	for _, k := range found {
+		ours, err := c.made(ctx, k)
+		if err != nil {
+			return store.KeyInfo{}, "", fmt.Errorf("look for the KMS key of version %s: %w", versionID, err)
+		}
+		if ours {
+			return k, k.Tags[TagKid], nil
+		}
+		c.log.Warn("not reusing a KMS key tagged as this version's: its policy is not the one this rotator gives its keys",
+			"key", k.ARN, "version", versionID)
+	}
+	return store.KeyInfo{}, "", nil
+}
+
+// made reports whether the custody made k for its secret: k carries the
+// tags NewKey writes (with this secret's), and its key policy is the one
+// NewKey gives. Tags alone prove nothing, since anyone allowed to tag a key
+// can copy them; the policy can be set only by whoever makes the key or may
+// change its policy, and such a principal could delete the key anyway. A
+// key whose policy the rotator may not read is not its own.
+func (c *Custody) made(ctx context.Context, k store.KeyInfo) (bool, error) {
+	if k.Tags[TagStack] != c.stack || k.Tags[TagVersion] == "" || k.Tags[TagKid] == "" ||
+		(c.secret != "" && k.Tags[TagSecret] != c.secret) {
+		return false, nil
+	}
+	policy, err := c.api.KeyPolicy(ctx, k.ID)
+	if errors.Is(err, store.ErrAccessDenied) || errors.Is(err, store.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the policy of KMS key %s: %w", k.ARN, err)
+	}
+	return samePolicy(policy, c.policy), nil
 }
 
 func (c *Custody) publicKey(ctx context.Context, keyID string) (crypto.PublicKey, error) {
@@ -180,13 +274,28 @@ func (c *Custody) CheckKeys(ctx context.Context, recs ...keys.Record) error {
 	return nil
 }
 
+// mayDisable: k, listed as revoked by the secret, carries the tags NewKey
+// writes, and names no other secret (a key made before keys carried the
+// secret tag and their own policy names none).
+func (c *Custody) mayDisable(k store.KeyInfo) bool {
+	return k.Tags[TagVersion] != "" && k.Tags[TagKid] != "" && (k.Tags[TagSecret] == "" || k.Tags[TagSecret] == c.secret)
+}
+
 // Tidy disables the revoked keys at once, and schedules the deletion of
-// every key of this stack that is neither live nor revoked: at once for the
-// dropped ones (retired past retention, as the secret says), and after
+// every key this custody made that is neither live nor revoked: at once for
+// the dropped ones (retired past retention, as the secret says), and after
 // OrphanAge for the others (a revoked key that has left the record, or an
 // orphan of an abandoned rotation, or an in-flight createSecret's key, which
 // the age protects). live, revoked and dropped hold ARNs or ids. Errors on
 // one key do not stop the others.
+//
+// Tidy never deletes a key it cannot prove it made (see made), whatever its
+// tags say: not a key someone else tagged with this stack's tag, and not a
+// key made before keys carried their own policy (those are left for an
+// operator to delete; see docs/runbook.md). A revoked key is disabled if it
+// is provably this custody's, or if it carries this stack's tags and the
+// secret lists it: disabling is undone by EnableKey, and only the rotator
+// writes the secret.
 func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) error {
 	ours, err := c.api.ListKeysTagged(ctx, TagStack, c.stack)
 	if err != nil {
@@ -208,17 +317,25 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 		id := store.BareKeyID(ref)
 		keep[id] = true // disabled, not deleted, while the record lists it
 		k, ok := byID[id]
-		if !ok { // not tagged as ours (an adopted key?): ask for it directly
-			k, err = c.api.DescribeKey(ctx, ref)
-			if errors.Is(err, store.ErrKeyNotFound) {
+		if !ok {
+			if _, err := c.api.DescribeKey(ctx, ref); errors.Is(err, store.ErrKeyNotFound) {
 				continue // deleted already
 			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("revoked KMS key %s: %w", ref, err))
-				continue
-			}
+			c.log.Warn("a revoked signing key's KMS key does not carry this stack's tag: not disabling it; "+
+				"disable it by hand", "key", ref)
+			continue
 		}
 		if k.State != store.KeyEnabled {
+			continue
+		}
+		mine, err := c.made(ctx, k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("revoked KMS key %s: %w", k.ARN, err))
+			continue
+		}
+		if !mine && !c.mayDisable(k) {
+			c.log.Warn("a revoked signing key's KMS key lacks the tags this rotator writes: not disabling it; "+
+				"disable it by hand", "key", k.ARN)
 			continue
 		}
 		if err := c.api.DisableKey(ctx, k.ID); err != nil {
@@ -230,6 +347,17 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 	cutoff := c.now().Add(-OrphanAge)
 	for _, k := range ours {
 		if keep[k.ID] || (!gone[k.ID] && k.Created.After(cutoff)) || (k.State != store.KeyEnabled && k.State != store.KeyDisabled) {
+			continue
+		}
+		mine, err := c.made(ctx, k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("KMS key %s: %w", k.ARN, err))
+			continue
+		}
+		if !mine {
+			c.log.Info("not scheduling the deletion of a KMS key this rotator cannot prove it made "+
+				"(made by someone else, or before keys carried their own policy): delete it by hand if it is not needed",
+				"key", k.ARN, "kid", k.Tags[TagKid], "dropped", gone[k.ID])
 			continue
 		}
 		if err := c.api.ScheduleKeyDeletion(ctx, k.ID, c.window); err != nil {

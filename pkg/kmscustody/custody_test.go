@@ -44,11 +44,23 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 const stackTag = "test-stack"
 
+// The stack's secret and roles, as the template passes them to the rotator.
+const (
+	testSecret  = "arn:aws:secretsmanager:us-east-1:000000000000:secret:test-stack-KeySecret-AbCdEf"
+	signerRole  = "arn:aws:iam::000000000000:role/test-stack-SignerRole-1A2B3C"
+	rotatorRole = "arn:aws:iam::000000000000:role/test-stack-RotatorRole-4D5E6F"
+)
+
+// ofStack are the options the rotator passes for the test stack.
+func ofStack() []kmscustody.Option {
+	return []kmscustody.Option{kmscustody.ForSecret(testSecret), kmscustody.WithRoles(signerRole, rotatorRole)}
+}
+
 func newCustody(t *testing.T) (*kmscustody.Custody, *memstore.KMS, *clock) {
 	t.Helper()
 	clk := &clock{t: t0}
 	api := memstore.NewKMS(clk.now)
-	c, err := kmscustody.New(api, stackTag, 7, clk.now, quiet())
+	c, err := kmscustody.New(api, stackTag, 7, clk.now, quiet(), ofStack()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +99,7 @@ func TestNewValidates(t *testing.T) {
 		{"s", 6, "KMS_DELETION_WINDOW_DAYS is 6, must be between 7 and 30"},
 		{"s", 31, "KMS_DELETION_WINDOW_DAYS is 31, must be between 7 and 30"},
 	} {
-		if _, err := kmscustody.New(api, c.tag, c.window, time.Now, quiet()); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := kmscustody.New(api, c.tag, c.window, time.Now, quiet(), ofStack()...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%q, %d): err = %v, want one naming %q", c.tag, c.window, err, c.want)
 		}
 	}
@@ -194,7 +206,7 @@ func TestTidy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another stack's key, and one made outside the custody: never touched.
-	foreign, err := api.CreateKey(ctx, store.KeySpecP256, "", map[string]string{kmscustody.TagStack: "other-stack"})
+	foreign, err := api.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256, Tags: map[string]string{kmscustody.TagStack: "other-stack"}})
 	if err != nil {
 		t.Fatal(err)
 	}

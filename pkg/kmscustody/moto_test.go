@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
@@ -39,7 +41,7 @@ func motoKMS(t *testing.T) (*awsstore.KMS, *stack.Calls) {
 func TestKMSTokensVerifyOnMoto(t *testing.T) {
 	ctx := context.Background()
 	api, counter := motoKMS(t)
-	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet())
+	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet(), ofStack()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
 	// The SDK's backoff between attempts would slow the test: keep it short.
 	cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(retry.NewStandard(), time.Millisecond) }
 	api := awsstore.NewKMS(awsstore.NewKMSClient(cfg))
-	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet())
+	c, err := kmscustody.New(api, "moto-stack", 7, time.Now, quiet(), ofStack()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +156,61 @@ func TestSDKDoesNotRetryThrottledSign(t *testing.T) {
 	_, err = api.DescribeKey(ctx, rec.KMSKeyID)
 	if n := attempts["DescribeKey"].Load(); n != 3 || !errors.Is(err, store.ErrThrottled) {
 		t.Errorf("throttled DescribeKey: %d attempts, err %v; want the SDK's 3 and ErrThrottled", n, err)
+	}
+}
+
+// Against moto: the keys NewKey makes carry the custody's explicit policy,
+// and cleanup schedules the deletion of the custody's own dropped and
+// orphaned keys only. A signing key someone else made and tagged with every
+// tag the custody writes stays enabled, even when listed as dropped.
+func TestTidyOnMotoTouchesOnlyKeysItMade(t *testing.T) {
+	ctx := context.Background()
+	cfg := stack.Config(testenv.StartMoto(t))
+	api := awsstore.NewKMS(awsstore.NewKMSClient(cfg))
+	raw := kms.NewFromConfig(cfg)
+	// Tidy's clock is ahead, so that every key is past OrphanAge.
+	later := func() time.Time { return time.Now().Add(2 * kmscustody.OrphanAge) }
+	c, err := kmscustody.New(api, "moto-stack", 7, later, quiet(), ofStack()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []keys.Record
+	for i := range 4 {
+		rec, err := c.NewKey(ctx, keys.ES256, version(100+i), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	live, dropped, orphan, revoked := recs[0], recs[1], recs[2], recs[3]
+	assertStackPolicy(t, api, live.KMSKeyID, c.Policy(), "arn:aws:iam::000000000000:root")
+
+	out, err := raw.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: kmstypes.KeySpecEccNistP256, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := aws.ToString(out.KeyMetadata.Arn)
+	var tags []kmstypes.Tag
+	for k, v := range map[string]string{kmscustody.TagStack: "moto-stack", kmscustody.TagVersion: version(200),
+		kmscustody.TagKid: "forgedkid000000000000", kmscustody.TagSecret: testSecret} {
+		tags = append(tags, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
+	}
+	if _, err := raw.TagResource(ctx, &kms.TagResourceInput{KeyId: out.KeyMetadata.KeyId, Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Tidy(ctx, []string{live.KMSKeyID}, []string{revoked.KMSKeyID}, []string{dropped.KMSKeyID, foreign}); err != nil {
+		t.Fatalf("Tidy: %v", err)
+	}
+	for arn, want := range map[string]string{
+		live.KMSKeyID:    store.KeyEnabled,
+		dropped.KMSKeyID: store.KeyPendingDeletion,
+		orphan.KMSKeyID:  store.KeyPendingDeletion,
+		revoked.KMSKeyID: store.KeyDisabled,
+		foreign:          store.KeyEnabled,
+	} {
+		if k, err := api.DescribeKey(ctx, arn); err != nil || k.State != want {
+			t.Errorf("key %s: %s, %v; want %s", arn, k.State, err, want)
+		}
 	}
 }

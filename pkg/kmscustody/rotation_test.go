@@ -33,7 +33,7 @@ func newRotationEnv(t *testing.T) *rotationEnv {
 		t.Fatal(err)
 	}
 	var err error
-	if e.cust, err = kmscustody.New(e.kms, stackTag, 7, clk.now, quiet()); err != nil {
+	if e.cust, err = kmscustody.New(e.kms, stackTag, 7, clk.now, quiet(), ofStack()...); err != nil {
 		t.Fatal(err)
 	}
 	cfg := lifecycle.Config{MaxTokenTTL: time.Minute} // compressed: nothing holds rotations back

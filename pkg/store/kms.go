@@ -57,6 +57,10 @@ var (
 	// ErrThrottled: KMS refused the request for its request-rate quota
 	// (ThrottlingException). Worth retrying after a pause; nothing else is.
 	ErrThrottled = errors.New("KMS request throttled")
+	// ErrAccessDenied: the key's policy or the caller's IAM policy does not
+	// allow the operation (AccessDeniedException). For a key of someone
+	// else's, that is the expected answer.
+	ErrAccessDenied = errors.New("KMS access denied")
 )
 
 // KeyInfo describes one KMS key.
@@ -67,6 +71,23 @@ type KeyInfo struct {
 	Created time.Time
 	Spec    KeySpec
 	Tags    map[string]string // filled by ListKeysTagged only
+}
+
+// CreateKeyRequest is one kms:CreateKey call for an asymmetric SIGN_VERIFY
+// key made in KMS (origin AWS_KMS), in one Region.
+type CreateKeyRequest struct {
+	Spec        KeySpec
+	Description string
+	// Policy is the key policy document (JSON); empty means KMS's default
+	// key policy, which lets IAM policies in the account grant any use.
+	Policy string
+	// BypassPolicyLockoutSafetyCheck skips KMS's check that Policy lets the
+	// caller change the policy later. Set it only with a policy that leaves
+	// administration to someone else (the account), never to nobody.
+	BypassPolicyLockoutSafetyCheck bool
+	// Tags are given in the request itself, so that an IAM condition on
+	// aws:RequestTag can allow it and the key never exists untagged.
+	Tags map[string]string
 }
 
 // SignRequest is one kms:Sign call.
@@ -80,12 +101,12 @@ type SignRequest struct {
 }
 
 // KMS is the part of AWS KMS that KMS custody uses. Implementations map KMS
-// errors onto ErrKeyNotFound, ErrKeyState and ErrThrottled, and must not
-// retry throttling of Sign themselves (the signer does, within its
-// deadline).
+// errors onto ErrKeyNotFound, ErrKeyState, ErrAccessDenied and
+// ErrThrottled, and must not retry throttling of Sign themselves (the signer
+// does, within its deadline).
 type KMS interface {
-	// CreateKey makes an asymmetric SIGN_VERIFY key with the given tags.
-	CreateKey(ctx context.Context, spec KeySpec, description string, tags map[string]string) (KeyInfo, error)
+	// CreateKey makes an asymmetric SIGN_VERIFY key.
+	CreateKey(ctx context.Context, req CreateKeyRequest) (KeyInfo, error)
 	// GetPublicKey returns the DER SubjectPublicKeyInfo of the key.
 	GetPublicKey(ctx context.Context, keyID string) ([]byte, error)
 	// Sign returns the signature as KMS gives it: ASN.1 DER for ECDSA,
@@ -93,6 +114,9 @@ type KMS interface {
 	Sign(ctx context.Context, req SignRequest) ([]byte, error)
 	// DescribeKey returns the key's id, ARN, state, spec and creation date.
 	DescribeKey(ctx context.Context, keyID string) (KeyInfo, error)
+	// KeyPolicy returns the key's policy document (kms:GetKeyPolicy) as KMS
+	// holds it, in any key state.
+	KeyPolicy(ctx context.Context, keyID string) (string, error)
 	// ListKeysTagged returns every key of the account and Region carrying
 	// tag key=value, in any state, with its tags.
 	ListKeysTagged(ctx context.Context, key, value string) ([]KeyInfo, error)

@@ -31,23 +31,39 @@ func NewKMS(client *kms.Client) *KMS {
 	return &KMS{client: client}
 }
 
-// CreateKey makes an asymmetric SIGN_VERIFY key. The tags go in the
-// CreateKey request itself, so that an IAM condition on aws:RequestTag can
-// allow it and the key never exists untagged.
-func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description string, tags map[string]string) (store.KeyInfo, error) {
+// CreateKey makes an asymmetric SIGN_VERIFY key, with its tags and policy
+// in the request itself.
+func (k *KMS) CreateKey(ctx context.Context, req store.CreateKeyRequest) (store.KeyInfo, error) {
 	in := &kms.CreateKeyInput{
-		KeySpec:     types.KeySpec(spec),
-		KeyUsage:    types.KeyUsageTypeSignVerify,
-		Description: aws.String(description),
+		KeySpec:                        types.KeySpec(req.Spec),
+		KeyUsage:                       types.KeyUsageTypeSignVerify,
+		Origin:                         types.OriginTypeAwsKms,
+		MultiRegion:                    aws.Bool(false),
+		Description:                    aws.String(req.Description),
+		BypassPolicyLockoutSafetyCheck: req.BypassPolicyLockoutSafetyCheck,
 	}
-	for key, value := range tags {
+	if req.Policy != "" {
+		in.Policy = aws.String(req.Policy)
+	}
+	for key, value := range req.Tags {
 		in.Tags = append(in.Tags, types.Tag{TagKey: aws.String(key), TagValue: aws.String(value)})
 	}
 	out, err := k.client.CreateKey(ctx, in)
 	if err != nil {
-		return store.KeyInfo{}, fmt.Errorf("create %s KMS key: %w", spec, mapKMSError(err))
+		return store.KeyInfo{}, fmt.Errorf("create %s KMS key: %w", req.Spec, mapKMSError(err))
 	}
 	return keyInfo(out.KeyMetadata), nil
+}
+
+// KeyPolicy returns the key's policy (the only one a KMS key has, named
+// "default"). It sends the bare key id, as DisableKey does.
+func (k *KMS) KeyPolicy(ctx context.Context, keyID string) (string, error) {
+	id := store.BareKeyID(keyID)
+	out, err := k.client.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: &id, PolicyName: aws.String("default")})
+	if err != nil {
+		return "", fmt.Errorf("get the policy of KMS key %s: %w", keyID, mapKMSError(err))
+	}
+	return aws.ToString(out.Policy), nil
 }
 
 // GetPublicKey returns the key's DER SubjectPublicKeyInfo.
@@ -105,7 +121,7 @@ func (k *KMS) ListKeysTagged(ctx context.Context, tagKey, tagValue string) ([]st
 		for _, entry := range page.Keys {
 			id := aws.ToString(entry.KeyId)
 			tags, err := k.tags(ctx, id)
-			if errors.Is(err, store.ErrKeyNotFound) || awserr.Code(err) == "AccessDeniedException" {
+			if errors.Is(err, store.ErrKeyNotFound) || errors.Is(err, store.ErrAccessDenied) {
 				// Deleted since the listing, or a key this role may not read
 				// (tag-scoped IAM): either way not one of ours to manage.
 				continue
@@ -202,6 +218,8 @@ func mapKMSError(err error) error {
 		return awserr.As(store.ErrKeyNotFound, err)
 	case errors.As(err, &disabled), errors.As(err, &invalid):
 		return awserr.As(store.ErrKeyState, err)
+	case awserr.Code(err) == "AccessDeniedException":
+		return awserr.As(store.ErrAccessDenied, err)
 	}
 	return err
 }

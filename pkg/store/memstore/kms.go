@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -23,6 +24,7 @@ const (
 	OpGetPublicKey        = "GetPublicKey"
 	OpSign                = "Sign"
 	OpDescribeKey         = "DescribeKey"
+	OpKeyPolicy           = "KeyPolicy"
 	OpListKeysTagged      = "ListKeysTagged"
 	OpDisableKey          = "DisableKey"
 	OpScheduleKeyDeletion = "ScheduleKeyDeletion"
@@ -46,10 +48,19 @@ type KMS struct {
 }
 
 type kmsKey struct {
-	info store.KeyInfo
-	tags map[string]string
-	priv crypto.Signer
+	info   store.KeyInfo
+	tags   map[string]string
+	policy string
+	// policyHidden: KeyPolicy answers ErrAccessDenied, as KMS does for a
+	// key whose policy does not let the caller read it.
+	policyHidden bool
+	priv         crypto.Signer
 }
+
+// defaultKeyPolicy is KMS's default key policy for the twin's account: the
+// account may grant any use of the key through IAM.
+const defaultKeyPolicy = `{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions",` +
+	`"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}`
 
 var _ store.KMS = (*KMS)(nil)
 
@@ -62,8 +73,10 @@ func NewKMS(now func() time.Time) *KMS {
 	return &KMS{now: now, keys: map[string]*kmsKey{}}
 }
 
-// CreateKey makes a key of spec with real key material.
-func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description string, tags map[string]string) (store.KeyInfo, error) {
+// CreateKey makes a key of req.Spec with real key material. A policy must
+// be a JSON object with a Statement, as KMS requires; none means KMS's
+// default policy.
+func (k *KMS) CreateKey(ctx context.Context, req store.CreateKeyRequest) (store.KeyInfo, error) {
 	if err := k.runHook(OpCreateKey); err != nil {
 		return store.KeyInfo{}, err
 	}
@@ -71,7 +84,7 @@ func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description str
 		priv crypto.Signer
 		err  error
 	)
-	switch spec {
+	switch req.Spec {
 	case store.KeySpecP256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case store.KeySpecP384:
@@ -79,18 +92,28 @@ func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description str
 	case store.KeySpecRSA2048:
 		priv, err = rsa.GenerateKey(rand.Reader, 2048)
 	default:
-		return store.KeyInfo{}, fmt.Errorf("create key: key spec %q is not supported for SIGN_VERIFY here", spec)
+		return store.KeyInfo{}, fmt.Errorf("create key: key spec %q is not supported for SIGN_VERIFY here", req.Spec)
 	}
 	if err != nil {
 		return store.KeyInfo{}, fmt.Errorf("create key: %w", err)
 	}
-	if len(tags) > maxTags {
-		return store.KeyInfo{}, fmt.Errorf("create key: %d tags, at most %d", len(tags), maxTags)
+	if len(req.Tags) > maxTags {
+		return store.KeyInfo{}, fmt.Errorf("create key: %d tags, at most %d", len(req.Tags), maxTags)
 	}
-	for key, value := range tags {
+	for key, value := range req.Tags {
 		if key == "" || len(key) > maxTagKeyLen || len(value) > maxTagValueLen || strings.HasPrefix(key, "aws:") {
 			return store.KeyInfo{}, fmt.Errorf("create key: invalid tag %q=%q", key, value)
 		}
+	}
+	policy := defaultKeyPolicy
+	if req.Policy != "" {
+		var doc struct {
+			Statement json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(req.Policy), &doc); err != nil || len(doc.Statement) == 0 {
+			return store.KeyInfo{}, fmt.Errorf("create key: MalformedPolicyDocumentException: the policy is not a JSON policy document")
+		}
+		policy = req.Policy
 	}
 	id := newUUID()
 	key := &kmsKey{
@@ -99,10 +122,11 @@ func (k *KMS) CreateKey(ctx context.Context, spec store.KeySpec, description str
 			ARN:     kmsARNPrefix + id,
 			State:   store.KeyEnabled,
 			Created: k.now(),
-			Spec:    spec,
+			Spec:    req.Spec,
 		},
-		tags: maps.Clone(tags),
-		priv: priv,
+		tags:   maps.Clone(req.Tags),
+		policy: policy,
+		priv:   priv,
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -182,6 +206,52 @@ func (k *KMS) DescribeKey(ctx context.Context, keyID string) (store.KeyInfo, err
 		return store.KeyInfo{}, err
 	}
 	return key.info, nil
+}
+
+// KeyPolicy returns the key's policy document, in any key state.
+func (k *KMS) KeyPolicy(ctx context.Context, keyID string) (string, error) {
+	if err := k.runHook(OpKeyPolicy); err != nil {
+		return "", err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "get key policy")
+	if err != nil {
+		return "", err
+	}
+	if key.policyHidden {
+		return "", fmt.Errorf("get key policy %s: %w: the key policy does not allow kms:GetKeyPolicy", keyID, store.ErrAccessDenied)
+	}
+	return key.policy, nil
+}
+
+// Tag adds tags to a key or changes them, as kms:TagResource does. Custody
+// never calls it; tests use it to stand for someone else tagging a key.
+func (k *KMS) Tag(keyID string, tags map[string]string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "tag resource")
+	if err != nil {
+		return err
+	}
+	if key.tags == nil {
+		key.tags = map[string]string{}
+	}
+	maps.Copy(key.tags, tags)
+	return nil
+}
+
+// HidePolicy makes KeyPolicy of the key answer ErrAccessDenied, as KMS
+// does for a key whose policy does not let the caller read it.
+func (k *KMS) HidePolicy(keyID string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, err := k.lookup(keyID, "hide key policy")
+	if err != nil {
+		return err
+	}
+	key.policyHidden = true
+	return nil
 }
 
 // ListKeysTagged returns the keys carrying tagKey=tagValue, oldest first.

@@ -25,7 +25,7 @@ func TestKMSAWSRules(t *testing.T) {
 	ctx := context.Background()
 	k := memstore.NewKMS(nil)
 	create := func() store.KeyInfo {
-		info, err := k.CreateKey(ctx, store.KeySpecP256, "", map[string]string{"t": "v"})
+		info, err := k.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256, Tags: map[string]string{"t": "v"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestKMSAWSRules(t *testing.T) {
 func TestKMSHookFailsEachOperation(t *testing.T) {
 	ctx := context.Background()
 	k := memstore.NewKMS(nil)
-	key, err := k.CreateKey(ctx, store.KeySpecP256, "", nil)
+	key, err := k.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +96,14 @@ func TestKMSHookFailsEachOperation(t *testing.T) {
 		op   string
 		call func() error
 	}{
-		{memstore.OpCreateKey, func() error { _, err := k.CreateKey(ctx, store.KeySpecP256, "", nil); return err }},
+		{memstore.OpCreateKey, func() error { _, err := k.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256}); return err }},
 		{memstore.OpGetPublicKey, func() error { _, err := k.GetPublicKey(ctx, key.ID); return err }},
 		{memstore.OpSign, func() error {
 			_, err := k.Sign(ctx, store.SignRequest{KeyID: key.ID, Algorithm: store.ECDSASHA256, Message: []byte("x")})
 			return err
 		}},
 		{memstore.OpDescribeKey, func() error { _, err := k.DescribeKey(ctx, key.ID); return err }},
+		{memstore.OpKeyPolicy, func() error { _, err := k.KeyPolicy(ctx, key.ID); return err }},
 		{memstore.OpListKeysTagged, func() error { _, err := k.ListKeysTagged(ctx, "a", "b"); return err }},
 		{memstore.OpDisableKey, func() error { return k.DisableKey(ctx, key.ID) }},
 		{memstore.OpScheduleKeyDeletion, func() error { return k.ScheduleKeyDeletion(ctx, key.ID, 7) }},
@@ -122,5 +123,34 @@ func TestKMSHookFailsEachOperation(t *testing.T) {
 	k.SetHook(nil)
 	if info, err := k.DescribeKey(ctx, key.ID); err != nil || info.State != store.KeyEnabled {
 		t.Errorf("after failed operations the key is %+v, %v; want it Enabled", info, err)
+	}
+}
+
+// Tag and HidePolicy stand for what someone else does to a key: tag it as
+// if it were ours, or keep its policy from us.
+func TestKMSTagAndHidePolicy(t *testing.T) {
+	ctx := context.Background()
+	k := memstore.NewKMS(nil)
+	key, err := k.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Tag(key.ARN, map[string]string{"a": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := k.ListKeysTagged(ctx, "a", "1"); len(got) != 1 || got[0].ID != key.ID {
+		t.Errorf("after Tag, ListKeysTagged = %v, want the key", got)
+	}
+	if err := k.HidePolicy(key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.KeyPolicy(ctx, key.ID); !errors.Is(err, store.ErrAccessDenied) {
+		t.Errorf("KeyPolicy of a hidden policy: err = %v, want ErrAccessDenied", err)
+	}
+	if _, err := k.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256, Policy: "{not json"}); err == nil {
+		t.Error("CreateKey with a malformed policy: err = nil, want an error")
+	}
+	if err := k.Tag("0badc0de-0000-4000-8000-000000000000", map[string]string{"a": "1"}); !errors.Is(err, store.ErrKeyNotFound) {
+		t.Errorf("Tag of a missing key: %v, want ErrKeyNotFound", err)
 	}
 }

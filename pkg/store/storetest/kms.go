@@ -7,9 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,8 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 		value := NewVersionID(t)
 		create := func(spec store.KeySpec) store.KeyInfo {
 			t.Helper()
-			k, err := api.CreateKey(ctx, spec, "storetest", map[string]string{tag: value, "other": "x"})
+			k, err := api.CreateKey(ctx, store.CreateKeyRequest{Spec: spec, Description: "storetest",
+				Tags: map[string]string{tag: value, "other": "x"}})
 			if err != nil {
 				t.Fatalf("CreateKey(%s): %v", spec, err)
 			}
@@ -97,7 +100,8 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 	t.Run("ListKeysTagged finds exactly the tagged keys, with their tags and states", func(t *testing.T) {
 		api, create, value := fresh(t)
 		a, b := create(store.KeySpecP256), create(store.KeySpecP256)
-		if _, err := api.CreateKey(ctx, store.KeySpecP256, "storetest", map[string]string{tag: value + "-other"}); err != nil {
+		if _, err := api.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256, Description: "storetest",
+			Tags: map[string]string{tag: value + "-other"}}); err != nil {
 			t.Fatal(err)
 		}
 		mustDo(t, "DisableKey", api.DisableKey(ctx, b.ID))
@@ -118,6 +122,42 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 		want := map[string]string{a.ID: store.KeyEnabled, b.ID: store.KeyDisabled}
 		if !maps.Equal(states, want) {
 			t.Errorf("ListKeysTagged = %v, want %v", states, want)
+		}
+	})
+
+	t.Run("CreateKey with a policy: KeyPolicy returns it; without one, KMS's default", func(t *testing.T) {
+		api, create, value := fresh(t)
+		policy := `{"Version":"2012-10-17","Statement":[` +
+			`{"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},` +
+			`"Action":["kms:DescribeKey","kms:PutKeyPolicy"],"Resource":"*"},` +
+			`{"Sid":"Use","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:role/a","arn:aws:iam::123456789012:role/b"]},` +
+			`"Action":["kms:Sign","kms:GetPublicKey"],"Resource":"*"}]}`
+		k, err := api.CreateKey(ctx, store.CreateKeyRequest{Spec: store.KeySpecP256, Description: "storetest",
+			Policy: policy, BypassPolicyLockoutSafetyCheck: true, Tags: map[string]string{tag: value}})
+		if err != nil {
+			t.Fatalf("CreateKey with a policy: %v", err)
+		}
+		for _, ref := range []string{k.ID, k.ARN} {
+			got, err := api.KeyPolicy(ctx, ref)
+			if err != nil {
+				t.Fatalf("KeyPolicy(%s): %v", ref, err)
+			}
+			if !sameJSON(got, policy) {
+				t.Errorf("KeyPolicy(%s) = %s, want %s", ref, got, policy)
+			}
+		}
+		mustDo(t, "DisableKey", api.DisableKey(ctx, k.ID))
+		if got, err := api.KeyPolicy(ctx, k.ID); err != nil || !sameJSON(got, policy) {
+			t.Errorf("KeyPolicy of a disabled key = %s, %v; want the policy", got, err)
+		}
+		plain := create(store.KeySpecP256)
+		got, err := api.KeyPolicy(ctx, plain.ID)
+		if err != nil {
+			t.Fatalf("KeyPolicy of a key made without a policy: %v", err)
+		}
+		var doc struct{ Statement []any }
+		if json.Unmarshal([]byte(got), &doc) != nil || len(doc.Statement) == 0 || sameJSON(got, policy) {
+			t.Errorf("KeyPolicy of a key made without a policy = %s, want KMS's default policy", got)
 		}
 	})
 
@@ -160,6 +200,7 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 					return err
 				},
 				"DisableKey":          func() error { return api.DisableKey(ctx, ref) },
+				"KeyPolicy":           func() error { _, err := api.KeyPolicy(ctx, ref); return err },
 				"ScheduleKeyDeletion": func() error { return api.ScheduleKeyDeletion(ctx, ref, 7) },
 			} {
 				if err := call(); !errors.Is(err, store.ErrKeyNotFound) {
@@ -168,6 +209,16 @@ func RunKMS(t *testing.T, newAPI func(t *testing.T) store.KMS) {
 			}
 		}
 	})
+}
+
+// sameJSON reports whether a and b are the same JSON value, whatever their
+// spacing and key order.
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // kmsARNPrefix is a key ARN up to and including "key/".
