@@ -39,8 +39,10 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// TestCfnLint runs cfn-lint on the template and fails on any error.
-// Warnings and informational findings are logged, not failed.
+// TestCfnLint runs cfn-lint on the template, as written and with the
+// optional parameters set, and fails on any finding: make lint fails on
+// warnings too. cfn-lint resolves a Ref to a parameter through its Default,
+// so each variant is the template with other Defaults.
 func TestCfnLint(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
@@ -48,21 +50,75 @@ func TestCfnLint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cfn-lint is not on PATH (%v): %s", err, pipHint)
 	}
-	cmd := exec.Command(bin, templateFile)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return
+	text, err := os.ReadFile(filepath.Join(root, templateFile))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("running cfn-lint: %v\n%s", err, out)
+	for name, defaults := range map[string]map[string]string{
+		"as written":  nil,
+		"KMS custody": {"KeyCustody": "KMS"},
+		"every option": {
+			"KeyCustody":                 "KMS",
+			"BreakGlassRoleArn":          "arn:aws:iam::123456789012:role/break-glass",
+			"SecretKmsKeyArn":            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"SignerReservedConcurrency":  `"50"`,
+			"RotatorReservedConcurrency": `"2"`,
+			"AccessLogBucket":            "example-cloudfront-logs",
+			"S3AccessLogBucket":          "example-s3-logs",
+			"JwksMaxAgeSeconds":          "0",
+			"ActivationGraceSeconds":     "0",
+		},
+		"reserved concurrency 0": {"SignerReservedConcurrency": `"0"`, "RotatorReservedConcurrency": `"0"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(root, templateFile)
+			if defaults != nil {
+				file = filepath.Join(t.TempDir(), templateFile)
+				if err := os.WriteFile(file, withDefaults(t, text, defaults), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command(bin, file)
+			cmd.Dir = root
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				return
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				t.Fatalf("running cfn-lint: %v\n%s", err, out)
+			}
+			// cfn-lint's exit code is a bit mask: 1 fatal, 2 error, 4 warning, 8 informational.
+			t.Fatalf("cfn-lint %s (%s): exit code %d\n%s", templateFile, name, exit.ExitCode(), out)
+		})
 	}
-	// cfn-lint's exit code is a bit mask: 1 fatal, 2 error, 4 warning, 8 informational.
-	if code := exit.ExitCode(); code < 0 || code&3 != 0 {
-		t.Fatalf("cfn-lint %s: exit code %d\n%s", templateFile, code, out)
+}
+
+// withDefaults returns the template text with the Default of each named
+// parameter replaced.
+func withDefaults(t *testing.T, text []byte, defaults map[string]string) []byte {
+	t.Helper()
+	lines := strings.Split(string(text), "\n")
+	for name, value := range defaults {
+		done := false
+		for i := 0; i < len(lines) && !done; i++ {
+			if lines[i] != "  "+name+":" {
+				continue
+			}
+			for j := i + 1; j < len(lines) && strings.HasPrefix(lines[j], "    "); j++ {
+				if strings.HasPrefix(lines[j], "    Default:") {
+					lines[j] = "    Default: " + value
+					done = true
+					break
+				}
+			}
+		}
+		if !done {
+			t.Fatalf("parameter %s with a Default line not found in %s", name, templateFile)
+		}
 	}
-	t.Logf("cfn-lint %s: no errors, but:\n%s", templateFile, out)
+	return []byte(strings.Join(lines, "\n"))
 }
 
 // decodeScript loads the template with cfn-lint's decoder (which understands the
@@ -331,6 +387,15 @@ func TestParameters(t *testing.T) {
 		"ClockSkewSeconds":       60.0,
 		"KmsDeletionWindowDays":  30.0,
 		"JwksKey":                ".well-known/jwks.json",
+		// Optional, empty by default (README's configuration table).
+		"BreakGlassRoleArn":          "",
+		"SecretKmsKeyArn":            "",
+		"SignerReservedConcurrency":  "",
+		"RotatorReservedConcurrency": "",
+		"AccessLogBucket":            "",
+		"S3AccessLogBucket":          "",
+		"MaxClaimsBytes":             16384.0,
+		"KmsMaxBatch":                100.0,
 	}
 	for name, def := range want {
 		p := getObj(tpl, "Parameters", name)
@@ -423,12 +488,15 @@ func TestFunctions(t *testing.T) {
 		"ACTIVATION_GRACE_SECONDS": "ActivationGraceSeconds",
 		"RETIREMENT_GRACE_SECONDS": "RetirementGraceSeconds",
 		"KMS_DELETION_WINDOW_DAYS": "KmsDeletionWindowDays",
+		"MAX_CLAIMS_BYTES":         "MaxClaimsBytes",
+		"MAX_BATCH_KMS":            "KmsMaxBatch",
 	}
 	wantEnv := map[string][]string{
-		"SignerFunction": {"SECRET_ID", "MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "CLOCK_SKEW_SECONDS", "KEY_CUSTODY"},
+		"SignerFunction": {"SECRET_ID", "MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "CLOCK_SKEW_SECONDS", "KEY_CUSTODY",
+			"MAX_CLAIMS_BYTES", "MAX_BATCH_KMS"},
 		"RotatorFunction": {"SECRET_ID", "JWKS_BUCKET", "JWKS_KEY", "JWKS_MAX_AGE_SECONDS", "KEY_ALGORITHM",
 			"KEY_CUSTODY", "ACTIVATION_GRACE_SECONDS", "RETIREMENT_GRACE_SECONDS", "CLOCK_SKEW_SECONDS",
-			"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "KMS_DELETION_WINDOW_DAYS"},
+			"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "KMS_DELETION_WINDOW_DAYS", "SIGNER_ROLE_ARN", "ROTATOR_ROLE_ARN"},
 	}
 	for function, vars := range wantEnv {
 		fn := resource(t, tpl, function, "AWS::Serverless::Function")
@@ -462,6 +530,12 @@ func TestFunctions(t *testing.T) {
 	if e := env(t, tpl, "RotatorFunction"); !isRef(e["JWKS_BUCKET"], "JwksBucket") {
 		t.Errorf("RotatorFunction: JWKS_BUCKET = %#v, want !Ref JwksBucket", e["JWKS_BUCKET"])
 	}
+	e := env(t, tpl, "RotatorFunction")
+	for v, role := range map[string]string{"SIGNER_ROLE_ARN": "SignerRole", "ROTATOR_ROLE_ARN": "RotatorRole"} {
+		if !isGetAttArn(e[v], role) {
+			t.Errorf("RotatorFunction: %s = %#v, want !GetAtt %s.Arn (the roles the KMS keys' policy lets sign)", v, e[v], role)
+		}
+	}
 
 	// The cleanup schedule.
 	found := false
@@ -492,7 +566,7 @@ func TestSignerRoleIsReadOnly(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	ss := roleOf(t, tpl, "SignerFunction")
-	allowed := []string{"secretsmanager:GetSecretValue", "kms:Sign", "logs:CreateLogStream", "logs:PutLogEvents"}
+	allowed := []string{"secretsmanager:GetSecretValue", "kms:Sign", "kms:Decrypt", "logs:CreateLogStream", "logs:PutLogEvents"}
 	for _, s := range ss {
 		if s.effect != "Allow" {
 			continue
@@ -565,8 +639,8 @@ func TestRotatorRole(t *testing.T) {
 			if strings.HasPrefix(a, "secretsmanager:") && !isRef(s.raw["Resource"], "KeySecret") {
 				t.Errorf("rotator statement %q: %s on %#v, want only !Ref KeySecret", s.sid, a, s.raw["Resource"])
 			}
-			if strings.HasPrefix(a, "kms:") && s.onlyIf != "IsKms" {
-				t.Errorf("rotator statement %q grants %s without the IsKms condition", s.sid, a)
+			if strings.HasPrefix(a, "kms:") && s.onlyIf != "IsKms" && s.onlyIf != "HasSecretKmsKey" {
+				t.Errorf("rotator statement %q grants %s without the IsKms (or HasSecretKmsKey) condition", s.sid, a)
 			}
 			if strings.HasPrefix(a, "s3:") {
 				for _, r := range resourcesOf(s.raw["Resource"]) {
