@@ -40,14 +40,14 @@ type Signer struct {
 
 // Rotator is the rotator function's configuration.
 type Rotator struct {
-	SecretID          string
-	Bucket            string
-	Key               string
+	SecretID string
+	Bucket   string
+	Key      string
 	// Issuer, when set, makes the rotator publish the discovery document at
 	// DiscoveryKey, naming JWKSURL.
-	Issuer       oidc.Issuer
-	DiscoveryKey string
-	JWKSURL      string
+	Issuer            oidc.Issuer
+	DiscoveryKey      string
+	JWKSURL           string
 	Algorithm         keys.Algorithm
 	Custody           Custody
 	Lifecycle         lifecycle.Config
