@@ -78,7 +78,7 @@ const requestShape = `{"claims":{...},"ttl":30,"setIat":true,"setJti":true}`
 // the batch (non-nil, 1 to MaxBatch requests) when the payload is one. It
 // reads the payload in one pass. Unknown fields are errors, so a misspelt
 // "tll" is not silently ignored; so are fields and claims named twice, at
-// any depth of the claims. The requests returned refer to payload.
+// any depth of the claims.
 func Parse(payload []byte) (Request, []Request, error) {
 	if !utf8.Valid(payload) {
 		return Request{}, nil, badRequest("payload must be UTF-8 JSON (invalid UTF-8 at byte %d)", invalidUTF8At(payload))
