@@ -50,7 +50,7 @@ func main() {
 	if cfg.Custody == envconfig.CustodyKMS {
 		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
 		// The roles the keys' policy lets sign (set by the template).
-		roles := kmscustody.WithRoles(os.Getenv("SIGNER_ROLE_ARN"), os.Getenv("ROTATOR_ROLE_ARN"))
+		roles := kmscustody.WithRoles(cfg.SignerRoleARN, cfg.RotatorRoleARN)
 		if custody, err = kmscustody.New(kms, cfg.StackTag, cfg.KMSDeletionWindow, time.Now, log,
 			kmscustody.ForSecret(cfg.SecretID), roles); err != nil {
 			lambdainit.Fail(log, "invalid configuration", err)

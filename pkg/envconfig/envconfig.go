@@ -56,6 +56,9 @@ type Rotator struct {
 	// (KMS custody): the template sets the stack name, which its IAM
 	// conditions scope the functions' KMS permissions by.
 	StackTag string
+	// SignerRoleARN and RotatorRoleARN are the roles the key policy of a
+	// KMS key lets sign (KMS custody); kmscustody.New checks them.
+	SignerRoleARN, RotatorRoleARN string
 }
 
 // LoadSigner reads the signer's variables.
@@ -108,6 +111,8 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 		},
 		KMSDeletionWindow: int(r.integer("KMS_DELETION_WINDOW_DAYS", 30)),
 		StackTag:          r.text("KMS_KEY_TAG", "jwks-issuer"),
+		SignerRoleARN:     r.text("SIGNER_ROLE_ARN", ""),
+		RotatorRoleARN:    r.text("ROTATOR_ROLE_ARN", ""),
 	}
 	alg, err := keys.ParseAlgorithm(r.text("KEY_ALGORITHM", string(keys.ES256)))
 	if err != nil {

@@ -161,3 +161,11 @@ func TestAllowedAudiences(t *testing.T) {
 		}
 	}
 }
+
+func TestRotatorRoles(t *testing.T) {
+	cfg, err := LoadRotator(env(map[string]string{"SECRET_ID": "s", "JWKS_BUCKET": "b",
+		"SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/signer", "ROTATOR_ROLE_ARN": " arn:aws:iam::123456789012:role/rotator "}))
+	if err != nil || cfg.SignerRoleARN != "arn:aws:iam::123456789012:role/signer" || cfg.RotatorRoleARN != "arn:aws:iam::123456789012:role/rotator" {
+		t.Fatalf("roles %q %q, %v", cfg.SignerRoleARN, cfg.RotatorRoleARN, err)
+	}
+}
