@@ -1,0 +1,149 @@
+package verify
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// minRSABits is the smallest RSA modulus accepted (RFC 7518 section 3.3).
+const minRSABits = 2048
+
+// publicKey is one usable key of a key set.
+type publicKey struct {
+	kid string
+	alg string // the JWK's alg; "" when it has none
+	pub crypto.PublicKey
+}
+
+// keySet is one fetched key set: immutable once made, swapped whole.
+type keySet struct {
+	byKid   map[string][]*publicKey
+	kids    []string // usable keys' kids, in the document's order
+	allowed algSet
+
+	fetched   time.Time
+	expires   time.Time // fetched + the documents' freshness
+	refreshAt time.Time // when a background refresh begins
+
+	// For conditional refetches.
+	jwksURL, jwksETag string
+	discETag          string
+	disc              *discovery
+}
+
+// skipped is a key of a set that cannot verify anything here, and why.
+type skipped struct{ kid, why string }
+
+// parseKeySet reads a JWK Set with jwx, one key at a time, so that a key
+// this verifier cannot use (another key type, an encryption key, a key
+// without kid) is skipped rather than failing the whole set.
+func parseKeySet(body []byte) (map[string][]*publicKey, []string, []skipped, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, nil, nil, fmt.Errorf("not a JWK Set: %w", err)
+	}
+	if doc.Keys == nil {
+		return nil, nil, nil, errors.New(`not a JWK Set: no "keys" array`)
+	}
+	if len(doc.Keys) > maxKeys {
+		return nil, nil, nil, fmt.Errorf("the key set holds %d keys, more than %d", len(doc.Keys), maxKeys)
+	}
+	byKid := map[string][]*publicKey{}
+	var kids []string
+	var skips []skipped
+	for i, raw := range doc.Keys {
+		k, kid, err := usableKey(raw)
+		if err != nil {
+			if kid == "" {
+				kid = fmt.Sprintf("keys[%d]", i)
+			}
+			skips = append(skips, skipped{kid: kid, why: err.Error()})
+			continue
+		}
+		byKid[k.kid] = append(byKid[k.kid], k)
+		if !slices.Contains(kids, k.kid) {
+			kids = append(kids, k.kid)
+		}
+	}
+	if len(byKid) == 0 {
+		return nil, nil, skips, fmt.Errorf("the key set holds no usable signing key (%d keys, all skipped)", len(doc.Keys))
+	}
+	return byKid, kids, skips, nil
+}
+
+func usableKey(raw []byte) (*publicKey, string, error) {
+	key, err := jwk.ParseKey(raw)
+	if err != nil {
+		return nil, "", err
+	}
+	kid, _ := key.KeyID()
+	if kid == "" {
+		return nil, "", errors.New("no kid: tokens name their key by kid")
+	}
+	if use, ok := key.KeyUsage(); ok && use != "sig" {
+		return nil, kid, fmt.Errorf("use is %q, not sig", use)
+	}
+	if ops, ok := key.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
+		return nil, kid, errors.New("key_ops does not include verify")
+	}
+	var alg string
+	if a, ok := key.Algorithm(); ok {
+		alg = a.String()
+		if lookupAlg([]byte(alg)) == nil {
+			return nil, kid, fmt.Errorf("alg %q is not a signature algorithm this verifier accepts", alg)
+		}
+	}
+	var exported any
+	if err := jwk.Export(key, &exported); err != nil {
+		return nil, kid, err
+	}
+	var pub crypto.PublicKey
+	switch k := exported.(type) {
+	case *ecdsa.PublicKey:
+		pub = k
+	case *ecdsa.PrivateKey: // published by mistake: only its public half is used
+		pub = &k.PublicKey
+	case *rsa.PublicKey:
+		pub = k
+	case *rsa.PrivateKey:
+		pub = &k.PublicKey
+	case ed25519.PublicKey:
+		pub = k
+	case ed25519.PrivateKey:
+		pub = k.Public()
+	default:
+		return nil, kid, fmt.Errorf("key type %T cannot verify signatures here", exported)
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		fits := false
+		for _, a := range algorithms {
+			fits = fits || a.fits(k)
+		}
+		if !fits {
+			return nil, kid, errors.New("unsupported curve")
+		}
+		if _, err := k.ECDH(); err != nil {
+			return nil, kid, fmt.Errorf("invalid public key: %w", err)
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return nil, kid, fmt.Errorf("RSA modulus of %d bits, minimum %d", k.N.BitLen(), minRSABits)
+		}
+	}
+	if alg != "" && !lookupAlg([]byte(alg)).fits(pub) {
+		return nil, kid, fmt.Errorf("alg %s does not fit the key", alg)
+	}
+	return &publicKey{kid: kid, alg: alg, pub: pub}, kid, nil
+}

@@ -1,0 +1,329 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math"
+	"strings"
+	"time"
+)
+
+// b64 decodes JWS segments: base64url without padding, and strict, so that
+// each token has one encoding only.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Token is a verified token: its header fields, its registered claims, and
+// every claim as raw JSON.
+type Token struct {
+	// Alg and Kid are the header's; Typ is empty when the header has none.
+	Alg, Kid, Typ string
+	Issuer        string
+	Subject       string
+	Audience      []string
+	Expiry        time.Time
+	NotBefore     time.Time // zero when the token has no nbf
+	IssuedAt      time.Time // zero when the token has no iat
+	ID            string    // jti
+
+	payload []byte
+	claims  []member
+}
+
+// Payload is the token's claims set, the JSON text the signature covers.
+// The caller must not modify it.
+func (t *Token) Payload() []byte { return t.payload }
+
+// Claim returns the raw JSON value of the claim, as the token carries it.
+func (t *Token) Claim(name string) ([]byte, bool) {
+	for _, m := range t.claims {
+		if string(m.name) == name {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+// StringClaim returns the value of a claim that is a JSON string.
+func (t *Token) StringClaim(name string) (string, bool) {
+	v, ok := t.Claim(name)
+	if !ok {
+		return "", false
+	}
+	s, ok := decodeString(v)
+	return string(s), ok
+}
+
+// ClaimNames lists the token's claims in order.
+func (t *Token) ClaimNames() []string {
+	out := make([]string, len(t.claims))
+	for i, m := range t.claims {
+		out[i] = string(m.name)
+	}
+	return out
+}
+
+// b64Alphabet marks the bytes of the base64url alphabet.
+var b64Alphabet = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
+
+// compact is a token split into its parts, before any key is involved.
+type compact struct {
+	input   []byte // header.payload, what the signature covers
+	payload []byte // base64url
+	sig     []byte // base64url
+	scratch []byte // room to decode payload and signature into
+	alg     *algorithm
+	kid     []byte
+	typ     []byte
+}
+
+// split checks the token's form and reads its header. It refuses, before
+// any key lookup or fetch: a token over the size limit, anything but three
+// base64url segments, a header that is not a JSON object of the right
+// types, crit, and an alg that is not an asymmetric signature.
+func split(token string, maxBytes int) (compact, *Error) {
+	var c compact
+	if len(token) > maxBytes {
+		return c, refuse(ReasonTooLarge, "the token is over the size limit")
+	}
+	d1 := strings.IndexByte(token, '.')
+	if d1 < 0 {
+		return c, refuse(ReasonMalformed, "not a compact JWS: no '.'")
+	}
+	d2 := d1 + 1 + strings.IndexByte(token[d1+1:], '.')
+	if d2 == d1 || strings.IndexByte(token[d2+1:], '.') >= 0 {
+		return c, refuse(ReasonMalformed, "not a compact JWS: it must have exactly three parts")
+	}
+	for i := 0; i < len(token); i++ {
+		if !b64Alphabet[token[i]] && i != d1 && i != d2 {
+			return c, refuse(ReasonMalformed, "a character outside base64url")
+		}
+	}
+	if d1 == 0 || d2 == d1+1 {
+		return c, refuse(ReasonMalformed, "empty header or payload")
+	}
+	hLen := b64.DecodedLen(d1)
+	pLen := b64.DecodedLen(d2 - d1 - 1)
+	sLen := b64.DecodedLen(len(token) - d2 - 1)
+	buf := make([]byte, len(token)+hLen+pLen+sLen)
+	copy(buf, token)
+	c.input = buf[:d2]
+	c.payload = buf[d1+1 : d2]
+	c.sig = buf[d2+1 : len(token)]
+	header := buf[len(token) : len(token)+hLen]
+	c.scratch = buf[len(token)+hLen:]
+	n, err := b64.Decode(header, buf[:d1])
+	if err != nil {
+		return c, refuse(ReasonMalformed, "the header is not base64url")
+	}
+	var arr [8]member
+	members, err := parseObject(header[:n], arr[:0])
+	if err != nil {
+		return c, refuse(ReasonMalformed, "the header: "+err.Error())
+	}
+	var alg []byte
+	for _, m := range members {
+		switch string(m.name) {
+		case "alg", "kid", "typ":
+			s, ok := decodeString(m.value)
+			if !ok {
+				return c, refuse(ReasonMalformed, "the header's "+string(m.name)+" is not a string")
+			}
+			switch string(m.name) {
+			case "alg":
+				alg = s
+			case "kid":
+				c.kid = s
+			case "typ":
+				c.typ = s
+			}
+		case "crit":
+			// No extension is understood here, so a token that says one
+			// must be understood (b64, for instance) cannot be verified.
+			return c, refuse(ReasonMalformed, "the header has crit: this verifier implements no extension")
+		}
+		// jku, x5u, jwk and x5c are ignored: keys come from the
+		// configured key set only.
+	}
+	if alg == nil {
+		return c, refuse(ReasonMalformed, "the header has no alg")
+	}
+	if c.alg = lookupAlg(alg); c.alg == nil {
+		return c, refuse(ReasonWrongAlgorithm, "alg "+quote(alg)+" is not an asymmetric signature algorithm this verifier accepts")
+	}
+	if len(c.kid) == 0 {
+		return c, refuse(ReasonMalformed, "the header has no kid")
+	}
+	return c, nil
+}
+
+// claims decodes and checks the claims of a token whose signature has been
+// verified.
+func (s *settings) claims(c *compact, t *Token, now time.Time) *Error {
+	n, err := b64.Decode(c.scratch, c.payload)
+	if err != nil {
+		return refuse(ReasonMalformed, "the payload is not base64url")
+	}
+	t.payload = c.scratch[:n:n]
+	t.claims, err = parseObject(t.payload, make([]member, 0, 12))
+	if err != nil {
+		return refuse(ReasonMalformed, "the claims: "+err.Error())
+	}
+	var exp, nbf float64
+	var hasExp, hasNbf bool
+	var iss, aud []byte
+	for _, m := range t.claims {
+		switch string(m.name) {
+		case "iss", "sub", "jti":
+			v, ok := decodeString(m.value)
+			if !ok {
+				return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a string")
+			}
+			switch string(m.name) {
+			case "iss":
+				iss = v
+			case "sub":
+				t.Subject = string(v)
+			case "jti":
+				t.ID = string(v)
+			}
+		case "aud":
+			aud = m.value
+		case "exp", "nbf", "iat":
+			f, ok := parseNumericDate(m.value)
+			if !ok {
+				return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a number of seconds")
+			}
+			switch string(m.name) {
+			case "exp":
+				exp, hasExp = f, true
+				t.Expiry = numericTime(f)
+			case "nbf":
+				nbf, hasNbf = f, true
+				t.NotBefore = numericTime(f)
+			case "iat":
+				t.IssuedAt = numericTime(f)
+			}
+		}
+	}
+	if !hasExp {
+		return refuse(ReasonMalformed, "the token has no exp")
+	}
+	secs := float64(now.UnixNano()) / 1e9
+	skew := s.ClockSkew.Seconds()
+	if secs >= exp+skew {
+		return refuse(ReasonExpired, "exp is "+ago(secs-exp)+" ago")
+	}
+	if hasNbf && secs < nbf-skew {
+		return refuse(ReasonNotYetValid, "nbf is "+ago(nbf-secs)+" ahead")
+	}
+	if iss != nil {
+		if s.Issuer != "" && string(iss) == s.Issuer {
+			t.Issuer = s.Issuer
+		} else {
+			t.Issuer = string(iss)
+		}
+	}
+	if s.Issuer != "" && t.Issuer != s.Issuer {
+		if iss == nil {
+			return refuse(ReasonWrongIssuer, "the token has no iss")
+		}
+		return refuse(ReasonWrongIssuer, "iss is not the configured issuer")
+	}
+	if e := s.audience(aud, t); e != nil {
+		return e
+	}
+	return nil
+}
+
+// audience reads aud, a string or an array of strings, and requires one of
+// the configured audiences in it.
+func (s *settings) audience(raw []byte, t *Token) *Error {
+	if raw == nil {
+		return refuse(ReasonWrongAudience, "the token has no aud")
+	}
+	match := false
+	add := func(v []byte) {
+		if _, ok := s.audiences[string(v)]; ok {
+			match = true
+		}
+		t.Audience = append(t.Audience, string(v))
+	}
+	if v, ok := decodeString(raw); ok {
+		t.Audience = make([]string, 0, 1)
+		add(v)
+	} else if raw[0] == '[' {
+		var ok bool
+		if ok = forEachString(raw, add); !ok {
+			return refuse(ReasonMalformed, "claim aud is neither a string nor an array of strings")
+		}
+	} else {
+		return refuse(ReasonMalformed, "claim aud is neither a string nor an array of strings")
+	}
+	if !match {
+		return refuse(ReasonWrongAudience, "aud names none of the configured audiences")
+	}
+	return nil
+}
+
+// forEachString calls fn with each element of raw, a checked JSON array,
+// and reports false if one is not a string.
+func forEachString(raw []byte, fn func([]byte)) bool {
+	sc := scanner{data: raw, pos: 1}
+	for {
+		sc.skipSpace()
+		if sc.pos < len(raw) && raw[sc.pos] == ']' {
+			return true
+		}
+		if sc.pos >= len(raw) || raw[sc.pos] != '"' {
+			return false
+		}
+		start := sc.pos
+		if _, _, err := sc.str(); err != nil {
+			return false
+		}
+		v, _ := decodeString(raw[start:sc.pos])
+		fn(v)
+		sc.skipSpace()
+		if sc.pos < len(raw) && raw[sc.pos] == ',' {
+			sc.pos++
+		}
+	}
+}
+
+// StringsClaim returns the elements of a claim that is an array of strings.
+func (t *Token) StringsClaim(name string) ([]string, bool) {
+	v, ok := t.Claim(name)
+	if !ok || len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	out := []string{}
+	if !forEachString(v, func(b []byte) { out = append(out, string(b)) }) {
+		return nil, false
+	}
+	return out, true
+}
+
+// numericTime converts NumericDate seconds to a time, clamped to years 0
+// to 9999.
+func numericTime(f float64) time.Time {
+	const lo, hi = -62135596800, 253402300799
+	f = math.Max(lo, math.Min(hi, f))
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
+}
+
+func ago(secs float64) string {
+	return time.Duration(secs * float64(time.Second)).Round(time.Second).String()
+}
+
+func quote(b []byte) string {
+	if len(b) > 32 {
+		b = append(bytes.Clone(b[:32]), "..."...)
+	}
+	return `"` + strings.ToValidUTF8(string(b), "?") + `"`
+}
