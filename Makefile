@@ -3,11 +3,11 @@
 GO          ?= go
 GOARCH      ?= arm64
 BUILD_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w" -buildvcs=false
-FUNCTIONS   := signer rotator
+FUNCTIONS   := signer rotator authorizer
 SEEDS       ?= 20
 YEARS       ?= 3
 
-.PHONY: build test lint demo bench simulate clean build-SignerFunction build-RotatorFunction FORCE
+.PHONY: build test lint demo bench simulate clean build-SignerFunction build-RotatorFunction build-AuthorizerFunction FORCE
 
 ## build: bin/<function>/bootstrap for Linux (GOARCH=arm64 by default, as deployed)
 build: $(FUNCTIONS:%=bin/%/bootstrap)
@@ -49,5 +49,8 @@ build-SignerFunction:
 
 build-RotatorFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/rotator
+
+build-AuthorizerFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/authorizer
 
 FORCE:
