@@ -48,6 +48,11 @@ func runMicro(count int, match *regexp.Regexp, logf func(string, ...any)) ([]*re
 	if err != nil {
 		return nil, err
 	}
+	verifying, err := verifyPaths()
+	if err != nil {
+		return nil, err
+	}
+	paths = append(paths, verifying...)
 	var results []*result
 	for _, p := range paths {
 		if match.MatchString(p.Name) {
