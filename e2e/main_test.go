@@ -61,10 +61,13 @@ func compressed() map[string]string {
 	}
 }
 
-// bothCustodies runs a test with keys in the secret and with keys in KMS:
-// the same suite proves both custody modes.
-func bothCustodies(t *testing.T, test func(t *testing.T, custody string)) {
-	for _, custody := range []string{"secretsmanager", "kms"} {
+// custodies are the places private keys can be kept: the suite proves
+// each of them.
+var custodies = []string{"secretsmanager", "kms", "parameterstore"}
+
+// allCustodies runs a test in every custody mode.
+func allCustodies(t *testing.T, test func(t *testing.T, custody string)) {
+	for _, custody := range custodies {
 		t.Run(custody, func(t *testing.T) { test(t, custody) })
 	}
 }
@@ -76,6 +79,9 @@ func newStack(t *testing.T, custody string, env map[string]string) *stack.Stack 
 		env["KMS_DELETION_WINDOW_DAYS"] = "7"
 		// moto is shared: a tag of its own keeps the orphan scan to this stack's keys.
 		env["KMS_KEY_TAG"] = "e2e-" + stack.NewToken()
+	}
+	if custody == "parameterstore" {
+		env["SIGNING_KEY_PARAMETER"] = "/jwks-issuer/e2e-" + stack.NewToken() + "/signing-key"
 	}
 	s, err := stack.New(context.Background(), moto, signerBin, rotatorBin, env)
 	if err != nil {

@@ -38,7 +38,7 @@ func newIssuerStack(t *testing.T, custody string, env map[string]string) (*stack
 // real signer before and after a rotation, with the audience and the issuer
 // checked; a token that differs only in iss is refused.
 func TestTokensVerifyThroughDiscovery(t *testing.T) {
-	bothCustodies(t, testTokensVerifyThroughDiscovery)
+	allCustodies(t, testTokensVerifyThroughDiscovery)
 }
 
 func testTokensVerifyThroughDiscovery(t *testing.T, custody string) {

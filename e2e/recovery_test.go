@@ -17,7 +17,7 @@ import (
 )
 
 // The emergency runbook, through the real binaries: tag the secret, rotate.
-func TestEmergencyRollover(t *testing.T) { bothCustodies(t, testEmergencyRollover) }
+func TestEmergencyRollover(t *testing.T) { allCustodies(t, testEmergencyRollover) }
 
 func testEmergencyRollover(t *testing.T, custody string) {
 	env := compressed()
@@ -108,7 +108,7 @@ func otherKid(t *testing.T, jwks []byte, not string) string {
 
 // A jwks.json deleted, truncated or replaced by a stale copy is restored by
 // the next cleanup, from the secret alone.
-func TestCleanupRestoresTheKeySet(t *testing.T) { bothCustodies(t, testCleanupRestoresTheKeySet) }
+func TestCleanupRestoresTheKeySet(t *testing.T) { allCustodies(t, testCleanupRestoresTheKeySet) }
 
 func testCleanupRestoresTheKeySet(t *testing.T, custody string) {
 	s := newStack(t, custody, compressed())
@@ -184,7 +184,7 @@ func TestRotatorRefusesUnsafeConfiguration(t *testing.T) {
 // leave the versions, labels, tags and the published key set byte-identical:
 // no one allowed to invoke the rotator can bring back a revoked key or
 // promote NEXT before its grace.
-func TestForgedStepsAreRefused(t *testing.T) { bothCustodies(t, testForgedStepsAreRefused) }
+func TestForgedStepsAreRefused(t *testing.T) { allCustodies(t, testForgedStepsAreRefused) }
 
 func testForgedStepsAreRefused(t *testing.T, custody string) {
 	env := compressed()

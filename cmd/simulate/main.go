@@ -33,8 +33,12 @@ func main() {
 				seed := *first + uint64(i)
 				r := sim.Run(sim.DefaultParams(seed, duration))
 				reports[i] = r
-				fmt.Printf("seed=%d issued=%d rotations=%d refused=%d emergencies=%d faults=%d forged=%d forged_refused=%d publications=%d violations=%d\n",
-					seed, r.Issued, r.Rotations, r.Refused, r.Emergencies, r.Faults, r.Forged, r.ForgedRefused, r.Publications, r.Violations())
+				custody := "secretsmanager"
+				if sim.DefaultParams(seed, duration).ParameterStore {
+					custody = "parameterstore"
+				}
+				fmt.Printf("seed=%d custody=%s issued=%d rotations=%d refused=%d emergencies=%d faults=%d forged=%d forged_refused=%d publications=%d parameter_writes=%d violations=%d\n",
+					seed, custody, r.Issued, r.Rotations, r.Refused, r.Emergencies, r.Faults, r.Forged, r.ForgedRefused, r.Publications, r.ParameterWrites, r.Violations())
 			}
 		}()
 	}
@@ -53,8 +57,8 @@ func main() {
 	}
 	fmt.Printf("verifications=%d sign_errors=%d revoked_rejected=%d wall=%s\n",
 		total.Verifications, total.SignErrors, total.RevokedRejected, time.Since(start).Round(time.Second))
-	fmt.Printf("simulated YEARS=%g SEEDS=%d issued=%d rotations=%d emergencies=%d faults=%d forged=%d forged_refused=%d wrongly_rejected=%d accepted_after_revocation=%d invariant_breaks=%d\n",
-		*years, *seeds, total.Issued, total.Rotations, total.Emergencies, total.Faults, total.Forged, total.ForgedRefused,
+	fmt.Printf("simulated YEARS=%g SEEDS=%d issued=%d rotations=%d emergencies=%d faults=%d forged=%d forged_refused=%d parameter_writes=%d wrongly_rejected=%d accepted_after_revocation=%d invariant_breaks=%d\n",
+		*years, *seeds, total.Issued, total.Rotations, total.Emergencies, total.Faults, total.Forged, total.ForgedRefused, total.ParameterWrites,
 		total.WronglyRejected, total.AcceptedAfterRevocation, total.InvariantBreaks)
 	if total.Violations() > 0 {
 		os.Exit(1)

@@ -46,6 +46,9 @@ func main() {
 	if !cfg.Issuer.IsZero() {
 		opts = append(opts, rotation.WithDiscovery(s3store.NewObject(s3, cfg.Bucket, cfg.DiscoveryKey), cfg.Issuer, cfg.JWKSURL))
 	}
+	if cfg.Custody == envconfig.CustodyParameterStore {
+		opts = append(opts, rotation.WithParameter(awsstore.NewParameter(awsstore.NewSSMClient(awsCfg), cfg.Parameter)))
+	}
 	var custody rotation.Custody = rotation.LocalCustody{}
 	if cfg.Custody == envconfig.CustodyKMS {
 		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))

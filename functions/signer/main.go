@@ -25,11 +25,17 @@ func main() {
 	if err != nil {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
-	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-	var kms token.KMSSignerFunc // nil: keys in the secret
-	if cfg.Custody == envconfig.CustodyKMS {
-		kms = kmscustody.SignerFunc(awsstore.NewKMS(awsstore.NewKMSClient(awsCfg)))
+	var load func(context.Context) (*token.Key, error)
+	switch cfg.Custody {
+	case envconfig.CustodyParameterStore: // no Secrets Manager call at all
+		load = token.ParameterKeyLoader(awsstore.NewParameter(awsstore.NewSSMClient(awsCfg), cfg.Parameter), nil)
+	case envconfig.CustodyKMS:
+		secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
+		load = token.SecretKeyLoader(secret, kmscustody.SignerFunc(awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))))
+	default:
+		secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
+		load = token.SecretKeyLoader(secret, nil)
 	}
-	cache := token.NewKeyCache(token.SecretKeyLoader(secret, kms), cfg.KeyCache, time.Now, log)
+	cache := token.NewKeyCache(load, cfg.KeyCache, time.Now, log)
 	lambda.Start(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now))
 }

@@ -38,6 +38,7 @@ type Stack struct {
 	moto       *testenv.Moto
 	signerBin  string
 	rotatorBin string
+	env        []string // of the last Start
 }
 
 // Config points the SDK at moto.
@@ -93,10 +94,31 @@ func (s *Stack) Start(env map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		list = append(list, k+"="+vars[k])
 	}
+	s.env = list
 	var err error
 	if s.Rotator, err = testenv.StartFunctionProcess(s.rotatorBin, append(list, "AWS_LAMBDA_FUNCTION_NAME=rotator")); err != nil {
 		return fmt.Errorf("start rotator: %w", err)
 	}
+	if s.Signer, err = testenv.StartFunctionProcess(s.signerBin, append(list, "AWS_LAMBDA_FUNCTION_NAME=signer")); err != nil {
+		return fmt.Errorf("start signer: %w", err)
+	}
+	return nil
+}
+
+// Env is the environment both functions were last started with.
+func (s *Stack) Env() []string { return slices.Clone(s.env) }
+
+// RestartSigner starts the signer again, as a cold start, with extra
+// variables over those of the last Start (a later entry wins).
+func (s *Stack) RestartSigner(extra map[string]string) error {
+	if s.Signer != nil {
+		s.Signer.Stop()
+	}
+	list := slices.Clone(s.env)
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		list = append(list, k+"="+extra[k])
+	}
+	var err error
 	if s.Signer, err = testenv.StartFunctionProcess(s.signerBin, append(list, "AWS_LAMBDA_FUNCTION_NAME=signer")); err != nil {
 		return fmt.Errorf("start signer: %w", err)
 	}

@@ -23,6 +23,10 @@ type Custody string
 const (
 	CustodySecretsManager Custody = "secretsmanager"
 	CustodyKMS            Custody = "kms"
+	// CustodyParameterStore keeps keys in the secret, and the signing key
+	// also in a SecureString parameter that signers read instead of the
+	// secret.
+	CustodyParameterStore Custody = "parameterstore"
 )
 
 // Signer is the signer function's configuration.
@@ -36,6 +40,9 @@ type Signer struct {
 	// Audiences, when set, are the only values aud may take (and aud is
 	// then required).
 	Audiences []string
+	// Parameter is the signing-key parameter signers read (Parameter Store
+	// custody only).
+	Parameter string
 }
 
 // Rotator is the rotator function's configuration.
@@ -59,6 +66,9 @@ type Rotator struct {
 	// SignerRoleARN and RotatorRoleARN are the roles the key policy of a
 	// KMS key lets sign (KMS custody); kmscustody.New checks them.
 	SignerRoleARN, RotatorRoleARN string
+	// Parameter is the signing-key parameter the rotator keeps equal to
+	// AWSCURRENT's key (Parameter Store custody only).
+	Parameter string
 }
 
 // LoadSigner reads the signer's variables.
@@ -81,6 +91,7 @@ func LoadSigner(getenv func(string) string) (Signer, error) {
 		Issuer:      r.issuer(),
 		Audiences:   r.list("ALLOWED_AUDIENCES"),
 	}
+	cfg.Parameter = r.parameter(cfg.Custody)
 	if r.err == nil {
 		r.err = lc.Validate()
 	}
@@ -119,6 +130,7 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 		r.fail("KEY_ALGORITHM: %v", err)
 	}
 	cfg.Algorithm = alg
+	cfg.Parameter = r.parameter(cfg.Custody)
 	if !issuer.IsZero() {
 		cfg.JWKSURL = issuer.URLOf(cfg.Key)
 	}
@@ -212,10 +224,23 @@ func (r *reader) list(name string) []string {
 
 func (r *reader) custody() Custody {
 	switch v := Custody(strings.ToLower(r.text("KEY_CUSTODY", string(CustodySecretsManager)))); v {
-	case CustodySecretsManager, CustodyKMS:
+	case CustodySecretsManager, CustodyKMS, CustodyParameterStore:
 		return v
 	default:
-		r.fail("KEY_CUSTODY is %q, must be secretsmanager or kms", string(v))
+		r.fail("KEY_CUSTODY is %q, must be secretsmanager, kms or parameterstore", string(v))
 		return ""
 	}
+}
+
+// parameter reads SIGNING_KEY_PARAMETER, required in Parameter Store
+// custody and ignored otherwise.
+func (r *reader) parameter(custody Custody) string {
+	if custody != CustodyParameterStore {
+		return ""
+	}
+	name := r.required("SIGNING_KEY_PARAMETER")
+	if name != "" && !strings.HasPrefix(name, "/") {
+		r.fail("SIGNING_KEY_PARAMETER is %q: must be a full parameter name starting with /", name)
+	}
+	return name
 }

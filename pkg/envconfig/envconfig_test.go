@@ -169,3 +169,40 @@ func TestRotatorRoles(t *testing.T) {
 		t.Fatalf("roles %q %q, %v", cfg.SignerRoleARN, cfg.RotatorRoleARN, err)
 	}
 }
+
+func TestParameterStoreCustody(t *testing.T) {
+	tests := []struct {
+		set  map[string]string
+		want string // parameter name, or the error
+		err  bool
+	}{
+		{map[string]string{"KEY_CUSTODY": "parameterstore", "SIGNING_KEY_PARAMETER": "/jwks-issuer/s/signing-key"}, "/jwks-issuer/s/signing-key", false},
+		{map[string]string{"KEY_CUSTODY": "ParameterStore", "SIGNING_KEY_PARAMETER": "/p"}, "/p", false},
+		{map[string]string{"KEY_CUSTODY": "parameterstore"}, "SIGNING_KEY_PARAMETER is required", true},
+		{map[string]string{"KEY_CUSTODY": "parameterstore", "SIGNING_KEY_PARAMETER": "signing-key"}, `SIGNING_KEY_PARAMETER is "signing-key": must be a full parameter name starting with /`, true},
+		{map[string]string{"SIGNING_KEY_PARAMETER": "/ignored"}, "", false}, // other custodies do not read it
+		{map[string]string{"KEY_CUSTODY": "ssm"}, "must be secretsmanager, kms or parameterstore", true},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{"SECRET_ID": "s", "JWKS_BUCKET": "b"}
+		for k, v := range tt.set {
+			vars[k] = v
+		}
+		rot, rerr := LoadRotator(env(vars))
+		sig, serr := LoadSigner(env(vars))
+		for name, got := range map[string]struct {
+			param string
+			err   error
+		}{"rotator": {rot.Parameter, rerr}, "signer": {sig.Parameter, serr}} {
+			if tt.err {
+				if got.err == nil || !strings.Contains(got.err.Error(), tt.want) {
+					t.Errorf("%s %v: %v, want %q", name, tt.set, got.err, tt.want)
+				}
+				continue
+			}
+			if got.err != nil || got.param != tt.want {
+				t.Errorf("%s %v: %q, %v; want %q", name, tt.set, got.param, got.err, tt.want)
+			}
+		}
+	}
+}

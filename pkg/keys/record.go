@@ -140,6 +140,14 @@ func (r Record) Marshal() []byte {
 	return b
 }
 
+// SigningOnly returns the record without its key history (retired and
+// revoked keys): all a signer needs, and small enough for a standard-tier
+// parameter (4 KB) whatever the history holds.
+func (r Record) SigningOnly() Record {
+	r.Retired, r.Revoked = nil, nil
+	return r
+}
+
 // Public returns the record's key without private material.
 func (r Record) Public() JWK { return r.PublicKeyJwk }
 

@@ -107,6 +107,9 @@ func PublicationTags(s State, set []keys.JWK, at time.Time) map[string]string {
 // ActivationTags is the tag that records that kid's record became
 // AWSCURRENT at at, unless tags already hold one: the first recorded moment
 // stands, because a later one would only lengthen the old key's retention.
+// A caller that has just made the key reach signers (Parameter Store
+// custody's parameter write) passes nil tags: the moment is then at,
+// whatever was recorded before.
 func ActivationTags(tags map[string]string, kid string, at time.Time) map[string]string {
 	if _, ok := tags[TagCurrent+kid]; ok {
 		return nil

@@ -9,8 +9,9 @@ import (
 
 // Cleanup republishes the key set for the current state at the current
 // time: retired keys past retention leave, and a deleted, truncated or stale
-// jwks.json is restored from the secret. It writes S3 and the publication
-// tag of a NEXT it publishes first, never a secret version or a label.
+// jwks.json is restored from the secret. In Parameter Store custody it
+// repairs the signing-key parameter too. It writes S3, the parameter and
+// tags, never a secret version or a label.
 func (r *Rotator) Cleanup(ctx context.Context) error {
 	snap, err := r.publish(ctx)
 	if err != nil {
@@ -18,6 +19,11 @@ func (r *Rotator) Cleanup(ctx context.Context) error {
 	}
 	if err := r.tidy(ctx, snap); err != nil {
 		return fmt.Errorf("cleanup: %w", err)
+	}
+	if r.parameter != nil {
+		if err := r.followCurrent(ctx, snap.meta.Tags); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
 	}
 	return nil
 }

@@ -39,9 +39,14 @@ func (r *Rotator) FinishSecret(ctx context.Context, tok string) error {
 		}
 		r.log.Info("AWSCURRENT moved", "kid", rec.Kid, "version", tok)
 	}
-	// Recorded after the move: if this attempt dies in between, the retry
+	// Recorded after the move (and, in Parameter Store custody, after the
+	// parameter follows it): if this attempt dies in between, the retry
 	// records a later moment, which only lengthens the old key's retention.
-	if tags := lifecycle.ActivationTags(meta.Tags, rec.Kid, r.now()); len(tags) > 0 {
+	if r.parameter != nil {
+		if err := r.followCurrent(ctx, meta.Tags); err != nil {
+			return fmt.Errorf("finishSecret: %w", err)
+		}
+	} else if tags := lifecycle.ActivationTags(meta.Tags, rec.Kid, r.now()); len(tags) > 0 {
 		if err := r.secret.Tag(ctx, tags); err != nil {
 			return fmt.Errorf("finishSecret: record activation: %w", err)
 		}

@@ -45,6 +45,8 @@ type Rotator struct {
 	log     *slog.Logger
 	// discovery is nil when no issuer is configured.
 	discovery *discovery
+	// parameter is the signing-key parameter (Parameter Store custody), or nil.
+	parameter store.Parameter
 }
 
 // New validates cfg and returns a rotator.

@@ -28,6 +28,20 @@ func (o observedObject) Put(ctx context.Context, body []byte, contentType, cache
 	return etag, err
 }
 
+// observedParameter counts the signing-key parameter's writes.
+type observedParameter struct {
+	store.Parameter
+	w *World
+}
+
+func (p observedParameter) Put(ctx context.Context, value []byte) error {
+	err := p.Parameter.Put(ctx, value)
+	if err == nil {
+		p.w.report.ParameterWrites++
+	}
+	return err
+}
+
 // observedSecrets learns each key's public half when it is first written, so
 // that a wrong key published under the right kid is caught.
 type observedSecrets struct {

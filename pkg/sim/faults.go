@@ -131,3 +131,23 @@ func (o faultyObject) Put(ctx context.Context, body []byte, contentType, cacheCo
 	etag, err := o.inner.Put(ctx, body, contentType, cacheControl, cond)
 	return etag, o.f.after("Put", err)
 }
+
+// faultyParameter is a store.Parameter whose calls fail as f decides.
+type faultyParameter struct {
+	inner store.Parameter
+	f     *faults
+}
+
+func (p faultyParameter) Get(ctx context.Context) ([]byte, error) {
+	if err := p.f.before("GetParameter"); err != nil {
+		return nil, err
+	}
+	return p.inner.Get(ctx)
+}
+
+func (p faultyParameter) Put(ctx context.Context, value []byte) error {
+	if err := p.f.before("PutParameter"); err != nil {
+		return err
+	}
+	return p.f.after("PutParameter", p.inner.Put(ctx, value))
+}

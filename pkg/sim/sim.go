@@ -45,7 +45,11 @@ type Params struct {
 	RotateDuring       float64 // chance of a whole rotation before a cleanup call
 	DuplicateStep      float64 // chance Secrets Manager delivers a step twice
 	ForgedPerYear      float64 // steps sent by hand with a known or made-up version id
-	VerifySample       int     // check one signature in this many for real
+	// ParameterStore: signers read the signing-key parameter, which the
+	// rotator keeps equal to AWSCURRENT (a third store, with the same
+	// faults), instead of the secret.
+	ParameterStore bool
+	VerifySample   int // check one signature in this many for real
 	// Trace, if set, receives a line per rotation event, to debug a seed.
 	Trace func(string)
 }
@@ -68,6 +72,7 @@ func DefaultParams(seed uint64, duration time.Duration) Params {
 		RotateDuring:       0.005,
 		DuplicateStep:      0.1,
 		ForgedPerYear:      24,
+		ParameterStore:     seed%2 == 0, // half the seeds in each custody
 		VerifySample:       8,
 	}
 }
@@ -82,6 +87,7 @@ type Report struct {
 	Emergencies             int
 	Faults                  int
 	Publications            int
+	ParameterWrites         int // signing-key parameter writes (Parameter Store custody)
 	Forged                  int // forged steps sent
 	ForgedRefused           int // of which refused without a change
 	WronglyRejected         int
@@ -101,6 +107,7 @@ func (r *Report) Add(o Report) {
 	r.Emergencies += o.Emergencies
 	r.Faults += o.Faults
 	r.Publications += o.Publications
+	r.ParameterWrites += o.ParameterWrites
 	r.Forged += o.Forged
 	r.ForgedRefused += o.ForgedRefused
 	r.WronglyRejected += o.WronglyRejected
@@ -127,6 +134,7 @@ type World struct {
 
 	secret  *memstore.Secrets
 	jwks    *memstore.Object
+	param   *memstore.Parameter // Parameter Store custody only
 	rotator *rotation.Rotator
 	cleaner *rotation.Rotator
 	forger  *rotation.Rotator // invoked by hand, not by Secrets Manager
@@ -167,9 +175,16 @@ func newWorld(p Params) *World {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	observed := observedObject{Objects: w.jwks, w: w}
 	secrets := observedSecrets{Secrets: w.secret, w: w}
+	if p.ParameterStore {
+		w.param = memstore.NewParameter()
+	}
 	mk := func(f *faults) *rotation.Rotator {
+		var opts []rotation.Option
+		if w.param != nil {
+			opts = append(opts, rotation.WithParameter(faultyParameter{observedParameter{w.param, w}, f}))
+		}
 		r, err := rotation.New(rotation.Config{Lifecycle: p.Config, Algorithm: keys.ES256, SecretID: "sim"},
-			faultySecrets{secrets, f}, faultyObject{observed, f}, rotation.LocalCustody{}, w.clock, quiet)
+			faultySecrets{secrets, f}, faultyObject{observed, f}, rotation.LocalCustody{}, w.clock, quiet, opts...)
 		if err != nil {
 			panic(err)
 		}
@@ -520,6 +535,9 @@ func (s *signer) now() time.Time { return s.w.now.Add(s.skew) }
 func (s *signer) coldStart() {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	load := token.SecretKeyLoader(faultySecrets{s.w.secret, s.faults}, nil)
+	if s.w.param != nil {
+		load = token.ParameterKeyLoader(faultyParameter{s.w.param, s.faults}, nil)
+	}
 	cache := token.NewKeyCache(load, s.w.p.Config.KeyCacheMaxAge, s.now, quiet)
 	s.issuer = token.NewIssuer(cache, s.w.p.Config.MaxTokenTTL, s.now)
 }

@@ -12,10 +12,11 @@ func TestSimulationShort(t *testing.T) {
 		r := Run(DefaultParams(seed, 120*24*time.Hour))
 		total.Add(r)
 	}
-	t.Logf("issued=%d verifications=%d rotations=%d refused=%d emergencies=%d faults=%d forged=%d forged_refused=%d publications=%d sign_errors=%d revoked_rejected=%d",
+	t.Logf("issued=%d verifications=%d rotations=%d refused=%d emergencies=%d faults=%d forged=%d forged_refused=%d publications=%d parameter_writes=%d sign_errors=%d revoked_rejected=%d",
 		total.Issued, total.Verifications, total.Rotations, total.Refused, total.Emergencies, total.Faults, total.Forged, total.ForgedRefused,
-		total.Publications, total.SignErrors, total.RevokedRejected)
-	if total.Issued < 1000 || total.Rotations < 5 || total.Faults < 10 || total.Emergencies == 0 || total.ForgedRefused == 0 {
+		total.Publications, total.ParameterWrites, total.SignErrors, total.RevokedRejected)
+	if total.Issued < 1000 || total.Rotations < 5 || total.Faults < 10 || total.Emergencies == 0 || total.ForgedRefused == 0 ||
+		total.ParameterWrites == 0 {
 		t.Fatalf("the simulation did too little to mean anything: %+v", total)
 	}
 	if total.Violations() != 0 {

@@ -97,6 +97,13 @@ func TestBeginRotationContract(t *testing.T) {
 	storetest.RunBeginRotation(t, func(t *testing.T) (store.Secrets, func(string) error) { return newSecretWithBegin(t) })
 }
 
+func TestParameterContract(t *testing.T) {
+	client := awsstore.NewSSMClient(motoConfig(t))
+	storetest.RunParameter(t, func(t *testing.T) store.Parameter {
+		return awsstore.NewParameter(client, "/jwks-issuer/"+uniqueName(t, "test")+"/signing-key")
+	})
+}
+
 func TestObjectsContract(t *testing.T) {
 	storetest.RunObjects(t, func(t *testing.T) store.Objects { return newObject(t) })
 }

@@ -17,6 +17,9 @@ const (
 	OpUntag      = "Untag"
 	OpGet        = "Get"
 	OpPut        = "Put"
+
+	OpGetParameter = "GetParameter"
+	OpPutParameter = "PutParameter"
 )
 
 // Hook runs before each operation with the operation's name. A non-nil

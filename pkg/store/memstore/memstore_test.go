@@ -31,6 +31,10 @@ func TestBeginRotationContract(t *testing.T) {
 	})
 }
 
+func TestParameterContract(t *testing.T) {
+	storetest.RunParameter(t, func(t *testing.T) store.Parameter { return memstore.NewParameter() })
+}
+
 func TestObjectsContract(t *testing.T) {
 	storetest.RunObjects(t, func(t *testing.T) store.Objects { return memstore.NewObject() })
 }
