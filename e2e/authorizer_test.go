@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,4 +227,157 @@ func TestAuthorizerAfterEmergencyRollover(t *testing.T) {
 	if strings.Contains(a.authorizer.Logs(), strings.Split(fresh, ".")[2]) {
 		t.Error("a token is in the authorizer's log")
 	}
+}
+
+// snippet is the first ```lang block below the heading "## <heading>" of
+// docs/verifying.md.
+func snippet(t *testing.T, heading, lang string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "verifying.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "\n## "+heading+"\n")
+	if i < 0 {
+		t.Fatalf("docs/verifying.md has no section %q", heading)
+	}
+	doc = doc[i:]
+	start := strings.Index(doc, "\n```"+lang+"\n")
+	if start < 0 {
+		t.Fatalf("section %q has no %s block", heading, lang)
+	}
+	doc = doc[start+len("\n```"+lang+"\n"):]
+	return doc[:strings.Index(doc, "\n```")+1]
+}
+
+// The hand-written verifiers of docs/verifying.md, run as written against
+// the real stack, accept the real signer's token and refuse one whose kid
+// is made up, as the authorizer does.
+func TestAuthorizerPeersInTheDocs(t *testing.T) {
+	a := newAuthorizedStack(t, compressed())
+	c := ctx(t)
+	if err := a.Rotate(c, stack.NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	a.startAuthorizer(t)
+	good := a.sign(t, "user-1")
+	parts := strings.Split(good, ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"made-up","typ":"JWT"}`)) + "." + parts[1] + "." + parts[2]
+	if a.authorize(t, good) != "Allow user-1" || a.authorize(t, forged) != "Unauthorized" {
+		t.Fatal("the authorizer disagrees with the test's premise")
+	}
+	jwksURL := a.issuer + "/.well-known/jwks.json"
+	dir := t.TempDir()
+	run := func(t *testing.T, cmd *exec.Cmd) string {
+		t.Helper()
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, "JWKS_URL="+jwksURL)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	t.Run("python", func(t *testing.T) {
+		const python = "/usr/bin/python3"
+		if exec.Command(python, "-c", "import jwt, cryptography").Run() != nil {
+			t.Skip("PyJWT with cryptography is not available to " + python)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "docverifier.py"), []byte(snippet(t, "Python: PyJWT", "python")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := run(t, exec.Command(python, "-c", `
+import sys, jwt
+sys.path.insert(0, sys.argv[1])
+import docverifier
+print(docverifier.verify(sys.argv[2])["sub"])
+try:
+    docverifier.verify(sys.argv[3])
+    print("forged accepted")
+except jwt.InvalidTokenError as e:
+    print("refused:", e)
+`, dir, good, forged))
+		if got != "user-1\nrefused: unknown kid made-up" {
+			t.Fatalf("PyJWT snippet: %s", got)
+		}
+	})
+
+	t.Run("node", func(t *testing.T) {
+		mods := nodeModules(t, "jose@5")
+		if err := os.WriteFile(filepath.Join(mods, "docverifier.mjs"), []byte(snippet(t, "Node: jose", "js")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("node", "--input-type=module", "-e", `
+import { verify } from './docverifier.mjs';
+const [good, forged] = process.argv.slice(1);
+console.log((await verify(good)).sub);
+try { await verify(forged); console.log('forged accepted'); } catch (e) { console.log('refused:', e.code); }
+`, good, forged)
+		cmd.Dir = mods
+		if got := run(t, cmd); got != "user-1\nrefused: ERR_JWKS_NO_MATCHING_KEY" {
+			t.Fatalf("jose snippet: %s", got)
+		}
+	})
+
+	t.Run("go", func(t *testing.T) {
+		// A module of its own beside this one's go.mod and go.sum: the
+		// snippet builds with the versions the issuer pins, from the
+		// module cache.
+		for _, f := range []string{"go.mod", "go.sum"} {
+			b, err := os.ReadFile(filepath.Join("..", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "verify"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		main := `package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"jwks-issuer/verify"
+)
+
+func main() {
+	ctx := context.Background()
+	v, err := verify.NewVerifier(ctx, os.Getenv("JWKS_URL"), "hotsock")
+	if err != nil {
+		panic(err)
+	}
+	tok, err := v.Verify(ctx, os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	sub, _ := tok.Subject()
+	fmt.Println(sub)
+	if _, err := v.Verify(ctx, os.Args[2]); err == nil {
+		fmt.Println("forged accepted")
+	} else {
+		fmt.Println("refused")
+	}
+}
+`
+		for name, body := range map[string]string{"verify/verify.go": snippet(t, "Go: lestrrat-go/jwx v3", "go"), "main.go": main} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command("go", "run", ".", good, forged)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if got := run(t, cmd); got != "user-1\nrefused" {
+			t.Fatalf("jwx snippet: %s", got)
+		}
+	})
 }

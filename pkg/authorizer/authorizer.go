@@ -193,15 +193,28 @@ func (h *Handler) answer(s Shape, ev event, principal string, allow bool, ctx ma
 // (per identity source) for every route: a policy naming only the first
 // route called would deny the others until the cache entry expires.
 func StageWildcard(methodArn string) string {
-	parts := strings.SplitN(methodArn, ":", 6)
-	if len(parts) != 6 {
+	// Five colons, then API/STAGE/...: cut after the second slash there.
+	i := 0
+	for range 5 {
+		j := strings.IndexByte(methodArn[i:], ':')
+		if j < 0 {
+			return methodArn
+		}
+		i += j + 1
+	}
+	api := strings.IndexByte(methodArn[i:], '/')
+	if api <= 0 {
 		return methodArn
 	}
-	segs := strings.SplitN(parts[5], "/", 3)
-	if len(segs) < 2 || segs[0] == "" || segs[1] == "" {
+	stage := i + api + 1
+	end := strings.IndexByte(methodArn[stage:], '/')
+	if end == 0 || stage == len(methodArn) {
 		return methodArn
 	}
-	return strings.Join(parts[:5], ":") + ":" + segs[0] + "/" + segs[1] + "/*"
+	if end < 0 {
+		end = len(methodArn) - stage
+	}
+	return methodArn[:stage+end] + "/*"
 }
 
 // missingScopes lists the required scopes the token lacks.

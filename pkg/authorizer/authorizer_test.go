@@ -84,7 +84,7 @@ type fixture struct {
 	now    time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	key, err := verifytest.NewKey("ES256", "k1")
 	if err != nil {
