@@ -50,14 +50,22 @@ func main() {
 		opts = append(opts, rotation.WithParameter(awsstore.NewParameter(awsstore.NewSSMClient(awsCfg), cfg.Parameter)))
 	}
 	var custody rotation.Custody = rotation.LocalCustody{}
+	var kms *awsstore.KMS
 	if cfg.Custody == envconfig.CustodyKMS {
-		kms := awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
+		kms = awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))
 		// The roles the keys' policy lets sign (set by the template).
 		roles := kmscustody.WithRoles(cfg.SignerRoleARN, cfg.RotatorRoleARN)
 		if custody, err = kmscustody.New(kms, cfg.StackTag, cfg.KMSDeletionWindow, time.Now, log,
 			kmscustody.ForSecret(cfg.SecretID), roles); err != nil {
 			lambdainit.Fail(log, "invalid configuration", err)
 		}
+	}
+	switch a := cfg.Adopt; a.From {
+	case "ssm":
+		opts = append(opts, rotation.WithAdoption(rotation.AdoptParameter(
+			awsstore.NewParameter(awsstore.NewSSMClient(awsCfg), a.Name), a.Setting, a.Kid)))
+	case "kms": // envconfig allows it under KMS custody only
+		opts = append(opts, rotation.WithAdoption(rotation.AdoptKMS(kms, a.Name, a.Setting, a.Kid)))
 	}
 	rotator, err := rotation.New(rotation.Config{
 		Lifecycle: cfg.Lifecycle,

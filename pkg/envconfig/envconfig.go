@@ -43,7 +43,22 @@ type Signer struct {
 	// Parameter is the signing-key parameter signers read (Parameter Store
 	// custody only).
 	Parameter string
+	// MaxClaimsBytes bounds a request's claims object, in bytes as written
+	// in the request (1 or more).
+	MaxClaimsBytes int
+	// MaxBatchKMS bounds a batch under KMS custody (1 to 1000, the most
+	// any batch may hold).
+	MaxBatchKMS int
 }
+
+// The defaults of the signer's limits (token.DefaultMaxClaimsBytes, and
+// template.yaml's KmsMaxBatch), and the most a batch may hold at all
+// (token.MaxBatch).
+const (
+	DefaultMaxClaimsBytes = 16384
+	DefaultMaxBatchKMS    = 100
+	maxBatch              = 1000
+)
 
 // Rotator is the rotator function's configuration.
 type Rotator struct {
@@ -69,6 +84,22 @@ type Rotator struct {
 	// Parameter is the signing-key parameter the rotator keeps equal to
 	// AWSCURRENT's key (Parameter Store custody only).
 	Parameter string
+	// Adopt is the key the first rotation of an uninitialised secret takes
+	// over (ADOPT_KEY, ADOPT_KID); zero when none.
+	Adopt Adoption
+}
+
+// Adoption is an ADOPT_KEY setting.
+type Adoption struct {
+	// Setting is the variable as given, for messages.
+	Setting string
+	// From is "ssm" (a PEM private key in a SecureString) or "kms" (an
+	// existing KMS key); "" when nothing is adopted.
+	From string
+	// Name is the parameter name or the KMS key ARN.
+	Name string
+	// Kid is the kid the adopted key keeps.
+	Kid string
 }
 
 // LoadSigner reads the signer's variables.
@@ -90,6 +121,10 @@ func LoadSigner(getenv func(string) string) (Signer, error) {
 		Custody:     r.custody(),
 		Issuer:      r.issuer(),
 		Audiences:   r.list("ALLOWED_AUDIENCES"),
+		// Read in every custody, though only KMS custody uses the batch
+		// limit: a value no custody could use is refused all the same.
+		MaxClaimsBytes: int(r.count("MAX_CLAIMS_BYTES", DefaultMaxClaimsBytes, 0)),
+		MaxBatchKMS:    int(r.count("MAX_BATCH_KMS", DefaultMaxBatchKMS, maxBatch)),
 	}
 	cfg.Parameter = r.parameter(cfg.Custody)
 	if r.err == nil {
@@ -131,6 +166,7 @@ func LoadRotator(getenv func(string) string) (Rotator, error) {
 	}
 	cfg.Algorithm = alg
 	cfg.Parameter = r.parameter(cfg.Custody)
+	cfg.Adopt = r.adoption(cfg.Custody)
 	if !issuer.IsZero() {
 		cfg.JWKSURL = issuer.URLOf(cfg.Key)
 	}
@@ -183,6 +219,25 @@ func (r *reader) integer(name string, def int64) int64 {
 	return n
 }
 
+// count reads a whole number from 1 to most (no bound when most is 0).
+func (r *reader) count(name string, def, most int64) int64 {
+	v := r.text(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err != nil:
+		r.fail("%s is %q, must be a whole number", name, v)
+		return def
+	case most > 0 && (n < 1 || n > most):
+		r.fail("%s is %d, must be 1 to %d", name, n, most)
+	case n < 1:
+		r.fail("%s is %d, must be at least 1", name, n)
+	}
+	return n
+}
+
 func (r *reader) seconds(name string, def time.Duration) time.Duration {
 	n := r.integer(name, int64(def/time.Second))
 	if n > int64(100*365*24*3600) {
@@ -230,6 +285,50 @@ func (r *reader) custody() Custody {
 		r.fail("KEY_CUSTODY is %q, must be secretsmanager, kms or parameterstore", string(v))
 		return ""
 	}
+}
+
+// adoption reads ADOPT_KEY and ADOPT_KID. The default kid of a parameter in
+// the hotsock jwt-issuer's layout (/jwt-issuer/stack/<name>/<uuid>/private-key)
+// is the <uuid>, which is that issuer's kid; of a KMS key, its key id, which
+// is the kid hotsock's KMS mode uses.
+func (r *reader) adoption(custody Custody) Adoption {
+	raw := r.text("ADOPT_KEY", "")
+	if raw == "" {
+		if r.text("ADOPT_KID", "") != "" {
+			r.fail("ADOPT_KID is set but ADOPT_KEY is not")
+		}
+		return Adoption{}
+	}
+	a := Adoption{Setting: "ADOPT_KEY=" + raw, Kid: r.text("ADOPT_KID", "")}
+	from, name, _ := strings.Cut(raw, ":")
+	switch {
+	case from == "ssm" && strings.HasPrefix(name, "/"):
+		a.From, a.Name = from, name
+		if a.Kid == "" {
+			if seg := strings.Split(name, "/"); len(seg) >= 3 && seg[len(seg)-1] == "private-key" {
+				a.Kid = seg[len(seg)-2]
+			}
+		}
+	case from == "kms" && strings.HasPrefix(name, "arn:") && strings.Contains(name, ":key/"):
+		if custody != CustodyKMS {
+			r.fail("ADOPT_KEY is %q: a KMS key is adopted only under KEY_CUSTODY=kms", raw)
+		}
+		a.From, a.Name = from, name
+		if a.Kid == "" {
+			a.Kid = name[strings.Index(name, ":key/")+len(":key/"):]
+		}
+	default:
+		r.fail("ADOPT_KEY is %q: must be ssm:/<parameter name> or kms:<key ARN>", raw)
+		return Adoption{}
+	}
+	if a.Kid == "" {
+		r.fail("ADOPT_KID is required: %s does not follow the hotsock jwt-issuer's layout "+
+			"(/jwt-issuer/stack/<name>/<uuid>/private-key) the kid is taken from", raw)
+	}
+	if strings.ContainsAny(a.Kid, " \t\n\"") || len(a.Kid) > 128 {
+		r.fail("ADOPT_KID is %q: must be at most 128 characters, without spaces or quotes", a.Kid)
+	}
+	return a
 }
 
 // parameter reads SIGNING_KEY_PARAMETER, required in Parameter Store

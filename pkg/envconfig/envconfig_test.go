@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"jwks-issuer/pkg/token"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -204,5 +206,94 @@ func TestParameterStoreCustody(t *testing.T) {
 				t.Errorf("%s %v: %q, %v; want %q", name, tt.set, got.param, got.err, tt.want)
 			}
 		}
+	}
+}
+
+// The signer's limits: MAX_CLAIMS_BYTES at least 1, MAX_BATCH_KMS 1 to
+// the most a batch may hold; their defaults are token's and the template's.
+func TestSignerLimits(t *testing.T) {
+	cfg, err := LoadSigner(env(map[string]string{"SECRET_ID": "s"}))
+	if err != nil || cfg.MaxClaimsBytes != token.DefaultMaxClaimsBytes || cfg.MaxBatchKMS != 100 {
+		t.Fatalf("defaults: MAX_CLAIMS_BYTES %d, MAX_BATCH_KMS %d, %v; want %d and 100", cfg.MaxClaimsBytes, cfg.MaxBatchKMS, err, token.DefaultMaxClaimsBytes)
+	}
+	if maxBatch != token.MaxBatch {
+		t.Fatalf("MAX_BATCH_KMS is bounded at %d, a batch at %d", maxBatch, token.MaxBatch)
+	}
+	tests := []struct {
+		set              map[string]string
+		claims, batchKMS int
+		err              string
+	}{
+		{map[string]string{"MAX_CLAIMS_BYTES": "1"}, 1, 100, ""},
+		{map[string]string{"MAX_CLAIMS_BYTES": " 65536 "}, 65536, 100, ""},
+		{map[string]string{"MAX_CLAIMS_BYTES": "0"}, 0, 0, "MAX_CLAIMS_BYTES is 0, must be at least 1"},
+		{map[string]string{"MAX_CLAIMS_BYTES": "-1"}, 0, 0, "MAX_CLAIMS_BYTES is -1, must be at least 1"},
+		{map[string]string{"MAX_CLAIMS_BYTES": "16k"}, 0, 0, `MAX_CLAIMS_BYTES is "16k", must be a whole number`},
+		{map[string]string{"MAX_BATCH_KMS": "1"}, 16384, 1, ""},
+		{map[string]string{"MAX_BATCH_KMS": "1000", "KEY_CUSTODY": "kms"}, 16384, 1000, ""},
+		{map[string]string{"MAX_BATCH_KMS": "0"}, 0, 0, "MAX_BATCH_KMS is 0, must be 1 to 1000"},
+		{map[string]string{"MAX_BATCH_KMS": "1001"}, 0, 0, "MAX_BATCH_KMS is 1001, must be 1 to 1000"},
+		{map[string]string{"MAX_BATCH_KMS": "ten"}, 0, 0, `MAX_BATCH_KMS is "ten", must be a whole number`},
+	}
+	for _, tt := range tests {
+		vars := map[string]string{"SECRET_ID": "s"}
+		for k, v := range tt.set {
+			vars[k] = v
+		}
+		cfg, err := LoadSigner(env(vars))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%v: %v, want %q", tt.set, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || cfg.MaxClaimsBytes != tt.claims || cfg.MaxBatchKMS != tt.batchKMS {
+			t.Errorf("%v: MAX_CLAIMS_BYTES %d, MAX_BATCH_KMS %d, %v; want %d and %d", tt.set, cfg.MaxClaimsBytes, cfg.MaxBatchKMS, err, tt.claims, tt.batchKMS)
+		}
+	}
+}
+
+func TestAdoption(t *testing.T) {
+	const hotsock = "/jwt-issuer/stack/chat/5d7a1c40-7c0e-11ef-9b8c-0a1b2c3d4e5f/private-key"
+	const arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	tests := []struct {
+		name string
+		set  map[string]string
+		want Adoption
+		err  string
+	}{
+		{"none", nil, Adoption{}, ""},
+		{"hotsock parameter: the kid is its stack uuid", map[string]string{"ADOPT_KEY": "ssm:" + hotsock},
+			Adoption{Setting: "ADOPT_KEY=ssm:" + hotsock, From: "ssm", Name: hotsock, Kid: "5d7a1c40-7c0e-11ef-9b8c-0a1b2c3d4e5f"}, ""},
+		{"a kid given wins", map[string]string{"ADOPT_KEY": "ssm:" + hotsock, "ADOPT_KID": "legacy"},
+			Adoption{Setting: "ADOPT_KEY=ssm:" + hotsock, From: "ssm", Name: hotsock, Kid: "legacy"}, ""},
+		{"other layout needs a kid", map[string]string{"ADOPT_KEY": "ssm:/my/key"}, Adoption{}, "ADOPT_KID is required"},
+		{"other layout with a kid", map[string]string{"ADOPT_KEY": "ssm:/my/key", "ADOPT_KID": "k1"},
+			Adoption{Setting: "ADOPT_KEY=ssm:/my/key", From: "ssm", Name: "/my/key", Kid: "k1"}, ""},
+		{"KMS key: the kid is its key id", map[string]string{"ADOPT_KEY": "kms:" + arn, "KEY_CUSTODY": "kms"},
+			Adoption{Setting: "ADOPT_KEY=kms:" + arn, From: "kms", Name: arn, Kid: "1234abcd-12ab-34cd-56ef-1234567890ab"}, ""},
+		{"KMS key outside KMS custody", map[string]string{"ADOPT_KEY": "kms:" + arn}, Adoption{}, "only under KEY_CUSTODY=kms"},
+		{"unknown source", map[string]string{"ADOPT_KEY": "file:/tmp/key.pem"}, Adoption{}, "must be ssm:/<parameter name> or kms:<key ARN>"},
+		{"relative parameter name", map[string]string{"ADOPT_KEY": "ssm:key"}, Adoption{}, "must be ssm:/<parameter name>"},
+		{"kid without a key", map[string]string{"ADOPT_KID": "k1"}, Adoption{}, "ADOPT_KID is set but ADOPT_KEY is not"},
+		{"kid with a quote", map[string]string{"ADOPT_KEY": "ssm:/my/key", "ADOPT_KID": `k"1`}, Adoption{}, "without spaces or quotes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"SECRET_ID": "s", "JWKS_BUCKET": "b"}
+			for k, v := range tt.set {
+				vars[k] = v
+			}
+			cfg, err := LoadRotator(env(vars))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || cfg.Adopt != tt.want {
+				t.Fatalf("Adopt = %+v, %v; want %+v", cfg.Adopt, err, tt.want)
+			}
+		})
 	}
 }

@@ -96,6 +96,23 @@ func (a Algorithm) checkPublic(pub crypto.PublicKey) error {
 	return nil
 }
 
+// AlgorithmOf is the algorithm a public key signs with here: ES256 for
+// P-256, ES384 for P-384, RS256 for RSA of at least MinRSABits.
+func AlgorithmOf(pub crypto.PublicKey) (Algorithm, error) {
+	for _, a := range []Algorithm{ES256, ES384, RS256} {
+		if a.checkPublic(pub) == nil {
+			return a, nil
+		}
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "", fmt.Errorf("key on curve %s: supported are P-256 (ES256) and P-384 (ES384)", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		return "", fmt.Errorf("RSA key is %d bits, minimum is %d", k.N.BitLen(), MinRSABits)
+	}
+	return "", fmt.Errorf("unsupported key type %T", pub)
+}
+
 // Generate makes a new private key for the algorithm.
 func Generate(a Algorithm) (crypto.Signer, error) {
 	switch a {
@@ -139,6 +156,11 @@ func ParsePrivateKey(pemText string) (crypto.Signer, error) {
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
+		if err != nil {
+			// The hotsock jwt-issuer writes PKCS #8 bytes under this
+			// SEC 1 header; its keys are adopted as they are.
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		}
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	default:

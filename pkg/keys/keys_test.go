@@ -2,8 +2,12 @@ package keys
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"os"
 	"strings"
@@ -173,5 +177,51 @@ func TestMarshalSetIsDeterministic(t *testing.T) {
 	}
 	if string(MarshalSet(nil)) != `{"keys":[]}` {
 		t.Fatalf("empty set: %s", MarshalSet(nil))
+	}
+}
+
+// The PEM forms a key may come in when it is adopted: PKCS #8, SEC 1, and
+// the hotsock jwt-issuer's PKCS #8 bytes under an "EC PRIVATE KEY" header.
+func TestParsePrivateKeyForms(t *testing.T) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(ec)
+	sec1, _ := x509.MarshalECPrivateKey(ec)
+	pkix, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	p521der, _ := x509.MarshalPKCS8PrivateKey(p521)
+	encode := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	tests := []struct {
+		name, pem string
+		alg       Algorithm
+		err       string
+	}{
+		{"PKCS #8", encode("PRIVATE KEY", pkcs8), ES256, ""},
+		{"SEC 1", encode("EC PRIVATE KEY", sec1), ES256, ""},
+		{"PKCS #8 under the SEC 1 header (hotsock)", encode("EC PRIVATE KEY", pkcs8), ES256, ""},
+		{"a public key", encode("PUBLIC KEY", pkix), "", `unsupported PEM type "PUBLIC KEY"`},
+		{"garbage under the header", encode("EC PRIVATE KEY", []byte("nope")), "", "does not hold a valid key"},
+		{"not PEM", "-----BEGIN nothing", "", "no PEM block"},
+		{"P-521 parses but has no algorithm here", encode("PRIVATE KEY", p521der), "", "curve P-521"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			priv, err := ParsePrivateKey(tt.pem)
+			var alg Algorithm
+			if err == nil {
+				alg, err = AlgorithmOf(priv.Public())
+			}
+			if tt.err == "" {
+				if err != nil || alg != tt.alg {
+					t.Fatalf("= %s, %v; want %s", alg, err, tt.alg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error %v, want %q", err, tt.err)
+			}
+		})
 	}
 }

@@ -28,6 +28,10 @@ const (
 	// rotation an emergency rollover.
 	TagRollover       = "jwks-issuer:rollover"
 	RolloverEmergency = "emergency"
+	// TagAdopted holds the kid of a key the first rotation adopted (the
+	// ADOPT_KEY setting); it stays, so that later rotations know the
+	// adoption is done.
+	TagAdopted = "jwks-issuer:adopted"
 )
 
 var timeTagPrefixes = []string{TagPublished, TagCurrent, TagRevoked}
@@ -44,6 +48,12 @@ func EmergencyRequested(tags map[string]string) bool {
 func RolloverAnswered(tags map[string]string, rec keys.Record) bool {
 	return rec.Emergency && tags[TagRollover] != ""
 }
+
+// AdoptionTags records that the first rotation adopted kid.
+func AdoptionTags(kid string) map[string]string { return map[string]string{TagAdopted: kid} }
+
+// Adopted is the kid of the key the first rotation adopted, or "".
+func Adopted(tags map[string]string) string { return tags[TagAdopted] }
 
 // formatTime is the value of a time tag: UTC, nanoseconds kept so that a
 // fold and a re-read agree to the nanosecond.

@@ -23,6 +23,9 @@ func (r *Rotator) CreateSecret(ctx context.Context, tok string) error {
 	if done, err := authorize(snap.meta, "createSecret", tok); err != nil || done {
 		return err
 	}
+	if err := r.checkAdoption(snap); err != nil {
+		return fmt.Errorf("createSecret: %w", err)
+	}
 	pending, err := r.ensurePending(ctx, tok, snap)
 	if err != nil {
 		return fmt.Errorf("createSecret: %w", err)
@@ -91,6 +94,10 @@ func (r *Rotator) pendingRecord(ctx context.Context, tok string, snap snapshot) 
 			return keys.Record{}, err
 		}
 		return pending, nil
+	case snap.state.Current == nil && r.adoption != nil:
+		// An adopted key already signs for a running issuer: it skips the
+		// activation grace as a first key does.
+		return r.adopt(ctx, now)
 	case snap.state.Current == nil:
 		// First rotation: nothing can depend on the new key yet, so it
 		// skips the activation grace.

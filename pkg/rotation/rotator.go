@@ -47,6 +47,8 @@ type Rotator struct {
 	discovery *discovery
 	// parameter is the signing-key parameter (Parameter Store custody), or nil.
 	parameter store.Parameter
+	// adoption is the key the first rotation takes over, or nil.
+	adoption *Adoption
 }
 
 // New validates cfg and returns a rotator.
