@@ -192,7 +192,9 @@ func TestParsePrivateKeyForms(t *testing.T) {
 	pkix, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
 	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	p521der, _ := x509.MarshalPKCS8PrivateKey(p521)
-	encode := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	encode := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
 	tests := []struct {
 		name, pem string
 		alg       Algorithm
