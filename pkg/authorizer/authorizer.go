@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -93,12 +94,25 @@ func (e *event) token(s Shape) string {
 	if s == ShapeToken {
 		return bearer(e.AuthorizationToken)
 	}
-	for k, v := range e.Headers {
-		if strings.EqualFold(k, "Authorization") {
+	// HTTP APIs send header names in lower case, REST APIs as the client
+	// wrote them; the exact spellings first, so that two spellings at once
+	// give the same answer every time.
+	for _, k := range []string{"Authorization", "authorization"} {
+		if v, ok := e.Headers[k]; ok {
 			return bearer(v)
 		}
 	}
-	return ""
+	var found []string
+	for k := range e.Headers {
+		if strings.EqualFold(k, "Authorization") {
+			found = append(found, k)
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	slices.Sort(found)
+	return bearer(e.Headers[found[0]])
 }
 
 // bearer takes the token from "Bearer <token>", or a bare token; another

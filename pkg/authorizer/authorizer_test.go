@@ -284,6 +284,30 @@ func TestBearer(t *testing.T) {
 	}
 }
 
+// The token is read from the Authorization header however it is spelled,
+// the same one every time when several spellings come at once.
+func TestTokenHeader(t *testing.T) {
+	for _, tc := range []struct {
+		headers map[string]string
+		want    string
+	}{
+		{map[string]string{"Authorization": "Bearer a"}, "a"},
+		{map[string]string{"authorization": "Bearer a"}, "a"},
+		{map[string]string{"AUTHORIZATION": "Bearer a"}, "a"},
+		{map[string]string{"authorization": "Bearer b", "Authorization": "Bearer a", "AUTHORIZATION": "Bearer c"}, "a"},
+		{map[string]string{"AuThOrIzAtIoN": "Bearer b", "AUTHORIZATION": "Bearer a"}, "a"},
+		{map[string]string{"X-Authorization": "Bearer a"}, ""},
+		{nil, ""},
+	} {
+		for range 20 { // map order varies between runs
+			e := event{Headers: tc.headers}
+			if got := e.token(ShapeRequest); got != tc.want {
+				t.Fatalf("%v: %q, want %q", tc.headers, got, tc.want)
+			}
+		}
+	}
+}
+
 func TestLoad(t *testing.T) {
 	base := map[string]string{"ISSUER_URL": "https://id.example.com", "ALLOWED_AUDIENCES": "hotsock"}
 	for _, tc := range []struct {
