@@ -37,5 +37,10 @@ func main() {
 		load = token.SecretKeyLoader(secret, nil)
 	}
 	cache := token.NewKeyCache(load, cfg.KeyCache, time.Now, log)
-	lambda.Start(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now))
+	rules := []token.Option{token.WithIssuer(cfg.Issuer.String()), token.WithAllowedAudiences(cfg.Audiences),
+		token.WithMaxClaimsBytes(cfg.MaxClaimsBytes)}
+	if cfg.Custody == envconfig.CustodyKMS { // every token a kms:Sign call
+		rules = append(rules, token.WithKMSBatchLimit(cfg.MaxBatchKMS))
+	}
+	lambda.Start(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now, rules...))
 }

@@ -62,7 +62,8 @@ func TestLogIsJSON(t *testing.T) {
 }
 
 // The signer refuses at start a MAX_TOKEN_TTL_SECONDS that
-// lifecycle.Config.Validate refuses for the rotator, naming the variable.
+// lifecycle.Config.Validate refuses for the rotator, and limits it could not
+// apply, naming the variable.
 func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 	m := testenv.StartMoto(t)
 	signer := testenv.BuildLambda(t, "jwks-issuer/functions/signer")
@@ -72,6 +73,10 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 	}{
 		{"MAX_TOKEN_TTL_SECONDS=0", "MAX_TOKEN_TTL_SECONDS is 0, must be at least 1"},
 		{"KEY_CACHE_SECONDS=-1", "KEY_CACHE_SECONDS is -1, must be 0 or more"},
+		{"MAX_CLAIMS_BYTES=0", "MAX_CLAIMS_BYTES is 0, must be at least 1"},
+		{"MAX_CLAIMS_BYTES=-16384", "MAX_CLAIMS_BYTES is -16384, must be at least 1"},
+		{"MAX_CLAIMS_BYTES=16KB", `MAX_CLAIMS_BYTES is "16KB", must be a whole number`},
+		{"MAX_BATCH_KMS=1001", "MAX_BATCH_KMS is 1001, must be 1 to 1000"},
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -81,7 +86,9 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 				t.Fatalf("invoke: %v, want the init error %q", err, c.want)
 			}
 			f.Stop() // Logs is complete once the process has exited
-			if !strings.Contains(f.Logs(), c.want) {
+			// The log line is JSON: quotes in the message are escaped.
+			inJSON, _ := json.Marshal(c.want)
+			if !strings.Contains(f.Logs(), strings.Trim(string(inJSON), `"`)) {
 				t.Errorf("log does not say %q:\n%s", c.want, f.Logs())
 			}
 			assertJSONLines(t, f.Logs())

@@ -27,11 +27,12 @@ import (
 // FuzzMatchesEncodingJSON checks the signer's own JSON reading against
 // encoding/json, an implementation it shares no code with. Whatever
 // json.Valid refuses is refused. Every payload is also judged by a second
-// reading of the rules (wantTokens), on encoding/json's decoding with
+// reading of the rules (judge.tokens), on encoding/json's decoding with
 // UseNumber: the signer accepts exactly what it accepts, and every token's
 // claims are the request's claims as encoding/json reads them, numbers with
-// their exact text, with exp, iat and jti as the issuer sets them, in the
-// caller's order, each name once.
+// their exact text, with iss, exp, iat and jti as the issuer sets them, in
+// the caller's order, each name once. It does so for an issuer without the
+// deployment's rules and for one with all of them (differentialRules).
 func FuzzMatchesEncodingJSON(f *testing.F) {
 	for _, seed := range invokeSeeds() {
 		f.Add([]byte(seed))
@@ -42,31 +43,67 @@ func FuzzMatchesEncodingJSON(f *testing.F) {
 	for _, seed := range differentialSeeds() {
 		f.Add(seed.payload)
 	}
-	iss := differentialIssuer()
-	now, limit := now0.Unix(), int64(differentialT/time.Second)
+	var issuers []*Issuer
+	var judges []judge
+	for _, rules := range differentialRules() {
+		issuers = append(issuers, differentialIssuer(rules))
+		judges = append(judges, newJudge(rules))
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		want, why := wantTokens(payload, now, limit)
-		out, err := iss.Invoke(context.Background(), payload)
-		if err != nil {
-			if !IsRequestError(err) || !strings.HasPrefix(err.Error(), "invalid request: ") {
-				t.Fatalf("rejection is not a request error: %v", err)
+		for k, iss := range issuers {
+			want, why := judges[k].tokens(payload)
+			out, err := iss.Invoke(context.Background(), payload)
+			if err != nil {
+				if !IsRequestError(err) || !strings.HasPrefix(err.Error(), "invalid request: ") {
+					t.Fatalf("rules %d: rejection is not a request error: %v", k, err)
+				}
+				if want != nil {
+					t.Fatalf("rules %d: refused a valid request: %v", k, err)
+				}
+				continue
 			}
-			if want != nil {
-				t.Fatalf("refused a valid request: %v", err)
+			if !json.Valid(payload) {
+				t.Fatalf("rules %d: accepted a payload json.Valid refuses", k)
 			}
-			return
-		}
-		if !json.Valid(payload) {
-			t.Fatal("accepted a payload json.Valid refuses")
-		}
-		if want == nil {
-			t.Fatalf("accepted a payload that should be refused: %s", why)
-		}
-		toks := responseTokens(t, out, len(want))
-		for n, tok := range toks {
-			checkToken(t, tok, want[n])
+			if want == nil {
+				t.Fatalf("rules %d: accepted a payload that should be refused: %s", k, why)
+			}
+			toks := responseTokens(t, out, len(want))
+			for n, tok := range toks {
+				checkToken(t, tok, want[n])
+			}
 		}
 	})
+}
+
+// differentialIssuer is the issuer for the fuzz targets, with rules.
+func differentialIssuer(rules request.Rules) *Issuer {
+	key := NewKey("fuzz", keys.ES256, fixedSigner{})
+	c := &clock{now0}
+	return NewIssuer(NewKeyCache(func(context.Context) (*Key, error) { return key, nil }, time.Hour, c.Now, quietLog()), differentialT, c.Now,
+		WithMaxClaimsBytes(rules.MaxClaimsBytes), WithKMSBatchLimit(rules.MaxBatchKMS),
+		WithIssuer(rules.Issuer), WithAllowedAudiences(rules.Audiences))
+}
+
+// differentialRules are the rules of the issuers the fuzz target compares:
+// none (the depth seeds' claims are larger than DefaultMaxClaimsBytes),
+// and all of them, with small limits.
+func differentialRules() []request.Rules {
+	return []request.Rules{
+		{},
+		{MaxClaimsBytes: 256, MaxBatchKMS: 3, Issuer: "https://issuer.example.com/t", Audiences: []string{"hotsock", "chat"}},
+	}
+}
+
+// judge is the second reading of the rules, at time now, for tokens living
+// at most limit seconds, with the deployment's rules.
+type judge struct {
+	now, limit int64
+	rules      request.Rules
+}
+
+func newJudge(rules request.Rules) judge {
+	return judge{now: now0.Unix(), limit: int64(differentialT / time.Second), rules: rules}
 }
 
 // differentialT is T for the fuzz target.
@@ -78,12 +115,6 @@ type fixedSigner struct{}
 
 func (fixedSigner) Sign(context.Context, []byte) ([]byte, error) { return make([]byte, 64), nil }
 
-func differentialIssuer() *Issuer {
-	key := NewKey("fuzz", keys.ES256, fixedSigner{})
-	c := &clock{now0}
-	return NewIssuer(NewKeyCache(func(context.Context) (*Key, error) { return key, nil }, time.Hour, c.Now, quietLog()), differentialT, c.Now)
-}
-
 // wantToken is what one token's claims must be.
 type wantToken struct {
 	claims map[string]any // jti left out when the issuer sets it
@@ -91,9 +122,9 @@ type wantToken struct {
 	setJti bool
 }
 
-// wantTokens judges payload by the rules, reading it with encoding/json: the
+// tokens judges payload by the rules, reading it with encoding/json: the
 // tokens it must give, or nil and why it must be refused.
-func wantTokens(payload []byte, now, limit int64) ([]wantToken, string) {
+func (j judge) tokens(payload []byte) ([]wantToken, string) {
 	switch {
 	case !utf8.Valid(payload):
 		return nil, "invalid UTF-8"
@@ -107,21 +138,25 @@ func wantTokens(payload []byte, now, limit int64) ([]wantToken, string) {
 		return nil, "not an object"
 	}
 	if _, isBatch := top["batch"]; isBatch {
-		return wantBatch(top, now, limit)
+		return j.batch(top)
 	}
-	w, why := wantToken1(top, now, limit)
+	w, why := j.token(top)
 	if why != "" {
 		return nil, why
 	}
 	return []wantToken{w}, ""
 }
 
-// wantBatch judges a payload with a batch.
-func wantBatch(top map[string]json.RawMessage, now, limit int64) ([]wantToken, string) {
+// batch judges a payload with a batch.
+func (j judge) batch(top map[string]json.RawMessage) ([]wantToken, string) {
 	raw := top["batch"]
 	var items []json.RawMessage
-	if len(top) != 1 || json.Unmarshal(raw, &items) != nil || len(items) == 0 || len(items) > request.MaxBatch {
-		return nil, "batch not alone, or not an array of 1 to MaxBatch"
+	limit := request.MaxBatch
+	if j.rules.MaxBatchKMS > 0 {
+		limit = j.rules.MaxBatchKMS
+	}
+	if len(top) != 1 || json.Unmarshal(raw, &items) != nil || len(items) == 0 || len(items) > limit {
+		return nil, "batch not alone, or not an array of 1 to the batch limit"
 	}
 	var want []wantToken
 	for n, item := range items {
@@ -129,7 +164,7 @@ func wantBatch(top map[string]json.RawMessage, now, limit int64) ([]wantToken, s
 		if json.Unmarshal(item, &obj) != nil || obj == nil {
 			return nil, fmt.Sprintf("batch[%d] is not an object", n)
 		}
-		w, why := wantToken1(obj, now, limit)
+		w, why := j.token(obj)
 		if why != "" {
 			return nil, fmt.Sprintf("batch[%d]: %s", n, why)
 		}
@@ -138,8 +173,9 @@ func wantBatch(top map[string]json.RawMessage, now, limit int64) ([]wantToken, s
 	return want, ""
 }
 
-// wantToken1 judges one request object.
-func wantToken1(obj map[string]json.RawMessage, now, limit int64) (wantToken, string) {
+// token judges one request object.
+func (j judge) token(obj map[string]json.RawMessage) (wantToken, string) {
+	now, limit := j.now, j.limit
 	for name := range obj {
 		if !slices.Contains([]string{"claims", "ttl", "setIat", "setJti"}, name) {
 			return wantToken{}, "unknown field " + name
@@ -148,6 +184,12 @@ func wantToken1(obj map[string]json.RawMessage, now, limit int64) (wantToken, st
 	claims, err := decodeObject(obj["claims"])
 	if err != nil {
 		return wantToken{}, "claims is not an object"
+	}
+	if maxBytes := j.rules.MaxClaimsBytes; maxBytes > 0 && len(obj["claims"]) > maxBytes {
+		return wantToken{}, "claims larger than MaxClaimsBytes"
+	}
+	if why := j.audience(claims["aud"]); why != "" {
+		return wantToken{}, why
 	}
 	names := topLevelNames(obj["claims"])
 	ttl, why := wantTTL(obj["ttl"], limit)
@@ -160,6 +202,14 @@ func wantToken1(obj map[string]json.RawMessage, now, limit int64) (wantToken, st
 		return wantToken{}, "a flag is not a boolean"
 	}
 	var set []string // the claims the issuer sets, in the order it appends them
+	if iss := j.rules.Issuer; iss != "" {
+		switch v, has := claims["iss"]; {
+		case !has:
+			claims["iss"], set = iss, append(set, "iss")
+		case v != iss:
+			return wantToken{}, "claims.iss is not the issuer"
+		}
+	}
 	switch exp, has := claims["exp"]; {
 	case ttl > 0:
 		claims["exp"], set = json.Number(strconv.FormatInt(now+ttl, 10)), append(set, "exp")
@@ -180,6 +230,30 @@ func wantToken1(obj map[string]json.RawMessage, now, limit int64) (wantToken, st
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(set, n) })
 	return wantToken{claims: claims, names: append(names, set...), setJti: setJti}, ""
+}
+
+// audience judges aud (nil when absent) by the allowed audiences.
+func (j judge) audience(aud any) string {
+	allowed := j.rules.Audiences
+	if len(allowed) == 0 {
+		return ""
+	}
+	var names []any
+	switch v := aud.(type) {
+	case string:
+		names = []any{v}
+	case []any:
+		names = v
+	}
+	if len(names) == 0 {
+		return "claims.aud absent, empty, or neither a string nor an array"
+	}
+	for _, n := range names {
+		if s, ok := n.(string); !ok || !slices.Contains(allowed, s) {
+			return "claims.aud names an audience not allowed"
+		}
+	}
+	return ""
 }
 
 var integerText = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
@@ -483,6 +557,25 @@ func differentialSeeds() []differentialSeed {
 		{"field-case", `{"Claims":{}}`},
 		{"empty-name", `{"claims":{"":1,"a":{"":2}}}`},
 		{"trailing-data", `{"claims":{}} {}`},
+		// For differentialRules()[1]: iss https://issuer.example.com/t,
+		// audiences hotsock and chat, claims of 256 bytes, batches of 3.
+		{"rules-iss-added", `{"claims":{"aud":"hotsock","sub":"a"},"ttl":5,"setIat":true}`},
+		{"rules-iss-equal", `{"claims":{"iss":"https://issuer.example.com/t","aud":"chat"}}`},
+		{"rules-iss-equal-escaped", `{"claims":{"iss":"https:\/\/issuer.example.com\/\u0074","aud":"chat"}}`},
+		{"rules-iss-differs", `{"claims":{"iss":"https://issuer.example.com","aud":"chat"}}`},
+		{"rules-iss-not-string", `{"claims":{"iss":null,"aud":"chat"}}`},
+		{"rules-aud-missing", `{"claims":{"sub":"a","x":{"aud":"chat"}}}`},
+		{"rules-aud-array", `{"claims":{"aud":["hotsock","chat"]}}`},
+		{"rules-aud-array-refused", `{"claims":{"aud":["hotsock","other"]}}`},
+		{"rules-aud-array-not-strings", `{"claims":{"aud":["hotsock",["chat"]]}}`},
+		{"rules-aud-empty-array", `{"claims":{"aud":[]}}`},
+		{"rules-aud-escaped", `{"claims":{"aud":"\u0068otsock"}}`},
+		{"rules-aud-other", `{"claims":{"aud":"hotsock2"}}`},
+		{"rules-claims-at-limit", `{"claims":{"aud":"chat","s":"` + strings.Repeat("x", 256-len(`{"aud":"chat","s":""}`)) + `"}}`},
+		{"rules-claims-past-limit", `{"claims":{"aud":"chat","s":"` + strings.Repeat("x", 257-len(`{"aud":"chat","s":""}`)) + `"}}`},
+		{"rules-claims-spaced-past-limit", `{"claims":{"aud":"chat","s":"` + strings.Repeat("x", 256-len(`{"aud":"chat","s":""}`)) + `" }}`},
+		{"rules-batch-at-limit", `{"batch":[{"claims":{"aud":"chat"}},{"claims":{"aud":"chat"}},{"claims":{"aud":"chat"}}]}`},
+		{"rules-batch-past-limit", `{"batch":[{"claims":{"aud":"chat"}},{"claims":{"aud":"chat"}},{"claims":{"aud":"chat"}},{"claims":{"aud":"chat"}}]}`},
 	}
 	out := make([]differentialSeed, len(seeds))
 	for i, s := range seeds {
@@ -574,7 +667,6 @@ func TestDifferentialCorpus(t *testing.T) {
 // The judge of the fuzz target, on the seeds whose fate is plain: it must
 // be able to tell the signer wrong.
 func TestDifferentialJudge(t *testing.T) {
-	now, limit := now0.Unix(), int64(differentialT/time.Second)
 	accept := map[string]bool{
 		"depth-at-limit": true, "depth-past-limit": false, "depth-batch-at-limit": true, "depth-batch-past-limit": false,
 		"lone-surrogate-names-collide": false, "escaped-name-collides": false, "escaped-field-name": true,
@@ -587,27 +679,39 @@ func TestDifferentialJudge(t *testing.T) {
 		"duplicate-after-huge-number": false, "names-after-huge-number": true,
 		"batch-at-limit": true, "batch-past-limit": false, "field-case": false, "trailing-data": false,
 	}
-	iss := differentialIssuer()
-	for _, seed := range differentialSeeds() {
-		want, ok := accept[seed.name]
-		if !ok {
-			continue
-		}
-		tokens, why := wantTokens(seed.payload, now, limit)
-		if (tokens != nil) != want {
-			t.Errorf("%s: judged %v (%s), want %v", seed.name, tokens != nil, why, want)
-		}
-		if _, err := iss.Invoke(context.Background(), seed.payload); (err == nil) != want {
-			t.Errorf("%s: the signer answers %v, want accepted %v", seed.name, err, want)
+	// With the deployment's rules, the seeds written for them.
+	acceptRuled := map[string]bool{
+		"rules-iss-added": true, "rules-iss-equal": true, "rules-iss-equal-escaped": true, "rules-iss-differs": false,
+		"rules-iss-not-string": false, "rules-aud-missing": false, "rules-aud-array": true, "rules-aud-array-refused": false,
+		"rules-aud-array-not-strings": false, "rules-aud-empty-array": false, "rules-aud-escaped": true, "rules-aud-other": false,
+		"rules-claims-at-limit": true, "rules-claims-past-limit": false, "rules-claims-spaced-past-limit": false,
+		"rules-batch-at-limit": true, "rules-batch-past-limit": false,
+	}
+	for k, accept := range []map[string]bool{accept, acceptRuled} {
+		rules := differentialRules()[k]
+		iss, j := differentialIssuer(rules), newJudge(rules)
+		for _, seed := range differentialSeeds() {
+			want, ok := accept[seed.name]
+			if !ok {
+				continue
+			}
+			tokens, why := j.tokens(seed.payload)
+			if (tokens != nil) != want {
+				t.Errorf("rules %d: %s: judged %v (%s), want %v", k, seed.name, tokens != nil, why, want)
+			}
+			if _, err := iss.Invoke(context.Background(), seed.payload); (err == nil) != want {
+				t.Errorf("rules %d: %s: the signer answers %v, want accepted %v", k, seed.name, err, want)
+			}
 		}
 	}
+	iss, j := differentialIssuer(request.Rules{}), newJudge(request.Rules{})
 	// The judge tells numbers apart by their text.
 	out, err := iss.Invoke(context.Background(), []byte(`{"claims":{"a":1.50}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := decodeObject(claimsOfResponse(t, out))
-	w, _ := wantTokens([]byte(`{"claims":{"a":1.5}}`), now, limit)
+	w, _ := j.tokens([]byte(`{"claims":{"a":1.5}}`))
 	if reflect.DeepEqual(got, w[0].claims) {
 		t.Fatal("1.50 and 1.5 compare equal: numbers are not compared by their text")
 	}

@@ -24,18 +24,70 @@ type Issuer struct {
 	maxTTL time.Duration
 	now    func() time.Time
 	random io.Reader // for jti; nil: crypto/rand
+	rules  request.Rules
+	// iss is the issuer as a JSON string, when there is one.
+	iss []byte
+	// added bounds what appendClaims adds to a request's claims.
+	added int
 }
 
-// NewIssuer issues tokens living at most maxTTL (T) with keys from cache.
-func NewIssuer(cache *KeyCache, maxTTL time.Duration, now func() time.Time) *Issuer {
-	return &Issuer{keys: cache, maxTTL: maxTTL, now: now} // random: crypto/rand
+// DefaultMaxClaimsBytes is the largest claims object an Issuer accepts
+// unless WithMaxClaimsBytes says otherwise (MAX_CLAIMS_BYTES' default).
+const DefaultMaxClaimsBytes = 16384
+
+// An Option sets one of an Issuer's rules.
+type Option func(*Issuer)
+
+// WithIssuer makes iss (ISSUER_URL) every token's iss: the issuer adds it,
+// after the caller's claims, and a request whose claims.iss is another
+// value is refused. "" means no issuer: iss is the caller's.
+func WithIssuer(iss string) Option {
+	return func(i *Issuer) { i.rules.Issuer = iss }
+}
+
+// WithAllowedAudiences makes aud required, and the audiences it names (a
+// string, or an array of strings) ones of allowed (ALLOWED_AUDIENCES). An
+// empty list allows any aud, or none.
+func WithAllowedAudiences(allowed []string) Option {
+	return func(i *Issuer) { i.rules.Audiences = allowed }
+}
+
+// WithMaxClaimsBytes bounds a request's claims object at n bytes as written
+// in the payload (MAX_CLAIMS_BYTES); 0 or less: no bound.
+func WithMaxClaimsBytes(n int) Option {
+	return func(i *Issuer) { i.rules.MaxClaimsBytes = n }
+}
+
+// WithKMSBatchLimit bounds a batch at n requests (MAX_BATCH_KMS), from 1 to
+// MaxBatch, for a signer whose keys are in KMS: every token of a batch is
+// a kms:Sign call, and the account's Sign quota is shared, so that one
+// caller's batches cannot use it up. Other values leave MaxBatch.
+func WithKMSBatchLimit(n int) Option {
+	return func(i *Issuer) { i.rules.MaxBatchKMS = n }
+}
+
+// NewIssuer issues tokens living at most maxTTL (T) with keys from cache,
+// with claims of at most DefaultMaxClaimsBytes unless an option says
+// otherwise.
+func NewIssuer(cache *KeyCache, maxTTL time.Duration, now func() time.Time, opts ...Option) *Issuer {
+	i := &Issuer{keys: cache, maxTTL: maxTTL, now: now, // random: crypto/rand
+		rules: request.Rules{MaxClaimsBytes: DefaultMaxClaimsBytes}}
+	for _, opt := range opts {
+		opt(i)
+	}
+	i.added = maxAdded
+	if i.rules.Issuer != "" {
+		i.iss, _ = json.Marshal(i.rules.Issuer) // a string always marshals
+		i.added += len(`,"iss":`) + len(i.iss)
+	}
+	return i
 }
 
 // Invoke is the Lambda entry point: a request in, {"token":"..."} out; or
 // {"batch":[request, ...]} in, {"tokens":["...", ...]} out, in order. A
 // failure is a *RequestError, a *KeyUnavailableError or a *SigningError.
 func (i *Issuer) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	req, batch, err := request.Parse(payload)
+	req, batch, err := request.Parse(payload, &i.rules)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +131,7 @@ func (i *Issuer) key(ctx context.Context) (*Key, error) {
 }
 
 // appendClaims appends req's claims as signed at time now: the caller's,
-// then exp (when the issuer sets it), iat and jti.
+// then iss, exp, iat and jti, each when the issuer sets it.
 func (i *Issuer) appendClaims(dst []byte, req *request.Request, now int64, exp request.Expiry) ([]byte, error) {
 	claims := req.Claims()
 	if len(claims) < 2 {
@@ -87,6 +139,11 @@ func (i *Issuer) appendClaims(dst []byte, req *request.Request, now int64, exp r
 	}
 	dst = append(dst, claims[:len(claims)-1]...)
 	more := len(claims) > 2
+	if req.SetIss {
+		dst = appendName(dst, more, `"iss":`)
+		dst = append(dst, i.iss...)
+		more = true
+	}
 	if exp.Set {
 		dst = appendName(dst, more, `"exp":`)
 		dst = strconv.AppendInt(dst, exp.At, 10)
@@ -107,7 +164,8 @@ func (i *Issuer) appendClaims(dst []byte, req *request.Request, now int64, exp r
 	return append(dst, '}'), nil
 }
 
-// maxAdded bounds what appendClaims adds to a request's claims.
+// maxAdded bounds what appendClaims adds to a request's claims, iss
+// aside.
 const maxAdded = len(`,"exp":-9223372036854775808,"iat":-9223372036854775808,"jti":"01234567-0123-0123-0123-0123456789ab"`)
 
 func appendName(dst []byte, comma bool, name string) []byte {
@@ -136,7 +194,7 @@ func (i *Issuer) invokeBatch(ctx context.Context, reqs []request.Request) ([]byt
 	}
 	size := len(`{"tokens":[]}`)
 	for n := range reqs {
-		size += key.tokenLen(len(reqs[n].Claims())+maxAdded) + len(`"",`)
+		size += key.tokenLen(len(reqs[n].Claims())+i.added) + len(`"",`)
 	}
 	out := make([]byte, 0, size)
 	out = append(out, `{"tokens":[`...)

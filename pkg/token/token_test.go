@@ -27,7 +27,7 @@ func (c *clock) Now() time.Time { return c.t }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
-func newIssuer(t *testing.T, alg keys.Algorithm) (*Issuer, keys.Record, *clock) {
+func newIssuer(t *testing.T, alg keys.Algorithm, opts ...Option) (*Issuer, keys.Record, *clock) {
 	t.Helper()
 	rec, err := keys.NewRecord(alg, now0)
 	if err != nil {
@@ -36,7 +36,7 @@ func newIssuer(t *testing.T, alg keys.Algorithm) (*Issuer, keys.Record, *clock) 
 	c := &clock{now0}
 	load := func(context.Context) (*Key, error) { return KeyFromRecord(rec, nil) }
 	cache := NewKeyCache(load, time.Minute, c.Now, quietLog())
-	return NewIssuer(cache, time.Hour, c.Now), rec, c
+	return NewIssuer(cache, time.Hour, c.Now, opts...), rec, c
 }
 
 // verify checks a token with golang-jwt, an implementation independent of

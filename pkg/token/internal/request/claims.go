@@ -1,15 +1,20 @@
 package request
 
-// The claims a request's flags may override, in claimSpans' order.
+// The top-level claims the parser locates: those a request's flags may
+// override (exp, iat, jti: the first managed), then those the rules check.
 const (
 	expClaim = iota
 	iatClaim
 	jtiClaim
-	managed
+	issClaim
+	audClaim
+	tracked
+
+	managed = issClaim
 )
 
-// managedClaim is the index of a claim the request may override, or -1.
-func managedClaim(name []byte) int {
+// trackedClaim is the index of a claim the parser locates, or -1.
+func trackedClaim(name []byte) int {
 	switch string(name) {
 	case "exp":
 		return expClaim
@@ -17,14 +22,26 @@ func managedClaim(name []byte) int {
 		return iatClaim
 	case "jti":
 		return jtiClaim
+	case "iss":
+		return issClaim
+	case "aud":
+		return audClaim
 	}
 	return -1
 }
 
-// claimSpans locates exp, iat and jti among the members read.
+// claimSpans locates exp, iat, jti, iss and aud among the members read.
 type claimSpans struct {
-	member   [managed][2]int // ",name:value"; end 0 when absent
-	expValue int             // where exp's value starts
+	member [tracked][2]int // ",name:value"; end 0 when absent
+	value  [tracked]int    // where the value starts
+}
+
+// has tells whether the claim k is among the members.
+func (c *claimSpans) has(k int) bool { return c.member[k][1] > 0 }
+
+// valueOf is the value of the claim k in members, as read.
+func (c *claimSpans) valueOf(members []byte, k int) []byte {
+	return members[c.value[k]:c.member[k][1]]
 }
 
 // readClaims reads the claims object at the scanner, at depth, into
@@ -73,7 +90,7 @@ func (p *parser) member(at where, depth int, raw, name []byte, spans *claimSpans
 	v, err := s.value(depth)
 	s.unique = false
 	if d, ok := err.(*duplicate); ok {
-		d.path = append(d.path, "."+string(name))
+		d.path = append(d.path, "."+shorten(name))
 		return duplicateError(at, d)
 	}
 	if err != nil {
@@ -88,11 +105,9 @@ func (p *parser) member(at where, depth int, raw, name []byte, spans *claimSpans
 	} else {
 		p.claims = append(p.claims, v...)
 	}
-	if k := managedClaim(name); k >= 0 {
+	if k := trackedClaim(name); k >= 0 {
 		spans.member[k] = [2]int{start, len(p.claims)}
-		if k == expClaim {
-			spans.expValue = start + len(`,`) + len(raw) + len(`:`)
-		}
+		spans.value[k] = start + len(`,`) + len(raw) + len(`:`)
 	}
 	return nil
 }
@@ -104,7 +119,7 @@ func (r *Request) setClaims(members []byte, at claimSpans) {
 	// The members to leave out, in order.
 	var cuts [managed][2]int
 	n := 0
-	for k, m := range at.member {
+	for k, m := range at.member[:managed] {
 		if m[1] > 0 && drop[k] {
 			j := n
 			for ; j > 0 && cuts[j-1][0] > m[0]; j-- {
@@ -115,10 +130,11 @@ func (r *Request) setClaims(members []byte, at claimSpans) {
 		}
 	}
 	// Close the gaps in place, left to right.
+	expValue := at.value[expClaim]
 	kept, from, expShift := 0, 0, 0
 	for _, c := range cuts[:n] {
 		kept += copy(members[kept:], members[from:c[0]])
-		if c[0] < at.expValue {
+		if c[0] < expValue {
 			expShift += c[1] - c[0]
 		}
 		from = c[1]
@@ -132,20 +148,13 @@ func (r *Request) setClaims(members []byte, at claimSpans) {
 	members[0] = '{'
 	r.claims = append(members, '}')
 	if exp := at.member[expClaim]; exp[1] > 0 && !drop[expClaim] {
-		start := at.expValue - expShift
-		r.exp = r.claims[start : start+exp[1]-at.expValue]
+		start := expValue - expShift
+		r.exp = r.claims[start : start+exp[1]-expValue]
 	}
 }
 
 // duplicateError explains d, found in the claims of the request at.
 func duplicateError(at where, d *duplicate) error {
-	p := at.field("claims")
-	for i := len(d.path) - 1; i >= 0; i-- {
-		p += d.path[i]
-	}
-	n := string(d.name)
-	if len(n) > 64 {
-		n = n[:64] + "..."
-	}
-	return badRequest("%s names the member %q more than once: claims that can be read two ways are refused", p, n)
+	return badRequest("%s names the member %q more than once: claims that can be read two ways are refused",
+		at.field("claims")+d.where(), shorten(d.name))
 }

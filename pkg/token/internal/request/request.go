@@ -24,6 +24,9 @@ type Request struct {
 	TTL    int64
 	SetIat bool
 	SetJti bool
+	// SetIss is true when the issuer adds iss (Rules.Issuer): the claims
+	// have none of their own.
+	SetIss bool
 
 	// claims is the caller's claims object, compacted, members in the
 	// caller's order, without the members the request overrides (exp when
@@ -78,15 +81,16 @@ const requestShape = `{"claims":{...},"ttl":30,"setIat":true,"setJti":true}`
 // the batch (non-nil, 1 to MaxBatch requests) when the payload is one. It
 // reads the payload in one pass. Unknown fields are errors, so a misspelt
 // "tll" is not silently ignored; so are fields and claims named twice, at
-// any depth of the claims.
-func Parse(payload []byte) (Request, []Request, error) {
+// any depth of the claims. rules, when not nil, are the deployment's rules
+// on top of these.
+func Parse(payload []byte, rules *Rules) (Request, []Request, error) {
 	if !utf8.Valid(payload) {
 		return Request{}, nil, badRequest("payload must be UTF-8 JSON (invalid UTF-8 at byte %d)", invalidUTF8At(payload))
 	}
 	// The claims are never longer than the payload: one allocation for a
 	// single request, whose claims stay in it, and one reused by all the
 	// items of a batch.
-	p := parser{s: scanner{data: payload}, claims: make([]byte, 0, len(payload)+1)}
+	p := parser{s: scanner{data: payload}, claims: make([]byte, 0, len(payload)+1), rules: rules}
 	if p.s.peek() != '{' {
 		return Request{}, nil, badRequest("payload must be a JSON object like "+requestShape+" (%s)", jsonProblem(payload))
 	}
@@ -117,6 +121,7 @@ type parser struct {
 	// claims is scratch for the claims being read: ",name:value" per
 	// member, reused from one batch item to the next.
 	claims []byte
+	rules  *Rules // nil: none
 }
 
 // fields are the members of one request object as read, before they are
@@ -188,7 +193,10 @@ func (p *parser) field(at where, depth int, name []byte, f *fields) error {
 		seen, f.hasClaims = f.hasClaims, true
 		if !seen && s.peek() == '{' {
 			f.claimsRead = true
-			f.spans, err = p.readClaims(at, depth+1)
+			start := s.off
+			if f.spans, err = p.readClaims(at, depth+1); err == nil {
+				err = p.rules.claimsSize(at, s.off-start)
+			}
 		} else {
 			f.notObject, err = s.value(depth)
 		}
@@ -213,7 +221,7 @@ func (p *parser) field(at where, depth int, name []byte, f *fields) error {
 		return unknownField(at, name)
 	}
 	if err == nil && seen {
-		err = badRequest("%s names the field %q more than once", at.object(), name)
+		err = badRequest("%s names the field %q more than once", at.object(), shorten(name))
 	}
 	return err
 }
@@ -223,7 +231,7 @@ func unknownField(at where, name []byte) error {
 	if at.single() {
 		allowed += "; or batch alone"
 	}
-	return badRequest("unknown field %q in %s (allowed: %s)", name, at.object(), allowed)
+	return badRequest("unknown field %q in %s (allowed: %s)", shorten(name), at.object(), allowed)
 }
 
 // build checks the fields of the request at and makes the request.
@@ -245,6 +253,10 @@ func (p *parser) build(at where, f *fields) (Request, error) {
 	case !f.claimsRead:
 		return Request{}, badRequest("%s must be a JSON object, got %s", at.field("claims"), kind(f.notObject))
 	}
+	// The rules read the members before setClaims moves them.
+	if err := p.rules.apply(at, p.claims, &f.spans, &req); err != nil {
+		return Request{}, err
+	}
 	if at.single() {
 		req.setClaims(p.claims, f.spans) // p.claims is done with
 	} else {
@@ -258,21 +270,22 @@ func (p *parser) build(at where, f *fields) (Request, error) {
 // depth, every item a request.
 func (p *parser) readBatch(depth int) ([]Request, error) {
 	s := &p.s
+	limit := p.rules.maxBatch()
 	if s.peek() != '[' {
 		v, err := s.value(depth)
 		if err != nil {
 			return nil, err
 		}
-		return nil, badRequest("batch must be an array of 1 to %d requests, got %s", MaxBatch, kind(v))
+		return nil, badRequest("batch must be an array of 1 to %d requests, got %s", limit, kind(v))
 	}
 	s.off++
 	if s.peek() == ']' {
 		s.off++
-		return nil, badRequest("batch is empty: it must hold 1 to %d requests", MaxBatch)
+		return nil, badRequest("batch is empty: it must hold 1 to %d requests", limit)
 	}
 	var reqs []Request
 	for i := 0; ; i++ {
-		if i == MaxBatch {
+		if i == limit {
 			return nil, p.tooMany(i, depth+1)
 		}
 		req, err := p.item(where{item: i}, depth+1)
@@ -305,7 +318,7 @@ func (p *parser) item(at where, depth int) (Request, error) {
 }
 
 // tooMany counts the items of a batch (an array at depth) found to hold
-// more than MaxBatch, from the n-th on, for its error.
+// more than its limit, from the n-th on, for its error.
 func (p *parser) tooMany(n, depth int) error {
 	s := &p.s
 	for {
@@ -315,7 +328,7 @@ func (p *parser) tooMany(n, depth int) error {
 		n++
 		if more, err := s.next(']'); err != nil || !more {
 			if err == nil {
-				err = badRequest("batch holds %d requests, the limit is %d", n, MaxBatch)
+				err = p.rules.batchTooLarge(n)
 			}
 			return err
 		}

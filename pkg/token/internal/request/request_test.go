@@ -13,11 +13,11 @@ func batchOf(items ...string) string {
 }
 
 func TestParse(t *testing.T) {
-	req, batch, err := Parse([]byte(`{"claims":{"a": 1},"ttl":5,"setIat":true}`))
+	req, batch, err := Parse([]byte(`{"claims":{"a": 1},"ttl":5,"setIat":true}`), nil)
 	if err != nil || batch != nil || req.TTL != 5 || !req.SetIat || req.SetJti || string(req.Claims()) != `{"a":1}` {
 		t.Fatalf("%+v %v %v", req, batch, err)
 	}
-	_, batch, err = Parse([]byte(batchOf(`{"claims":{"i":0}}`, `{"claims":{"i":1},"ttl":9}`)))
+	_, batch, err = Parse([]byte(batchOf(`{"claims":{"i":0}}`, `{"claims":{"i":1},"ttl":9}`)), nil)
 	if err != nil || len(batch) != 2 || string(batch[1].Claims()) != `{"i":1}` || batch[1].TTL != 9 {
 		t.Fatalf("%+v %v", batch, err)
 	}
@@ -36,7 +36,7 @@ func TestParseDropsOverriddenClaims(t *testing.T) {
 		{`{"claims":{"exp":5},"ttl":1,"setIat":true,"setJti":true}`, `{}`, ``},
 	}
 	for _, tt := range tests {
-		req, _, err := Parse([]byte(tt.payload))
+		req, _, err := Parse([]byte(tt.payload), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.payload, err)
 		}
@@ -83,7 +83,7 @@ func TestTTLMustBeWrittenAsAnInteger(t *testing.T) {
 				{`{"claims":{},"ttl":` + tt.ttl + `}`, ""},
 				{batchOf(`{"claims":{}}`, `{"claims":{},"ttl":`+tt.ttl+`}`), "batch[1]."},
 			} {
-				req, batch, err := Parse([]byte(form.payload))
+				req, batch, err := Parse([]byte(form.payload), nil)
 				if err == nil && batch != nil {
 					req = batch[1]
 				}
@@ -148,7 +148,7 @@ func TestExpIsComparedExactly(t *testing.T) {
 			{`{"claims":{"exp":` + tt.exp + `}}`, ""},
 			{batchOf(`{"claims":{}}`, `{"claims":{}}`, `{"claims":{"sub":"s","exp":`+tt.exp+`}}`), "batch[2]."},
 		} {
-			req, batch, err := Parse([]byte(form.payload))
+			req, batch, err := Parse([]byte(form.payload), nil)
 			if err != nil {
 				t.Fatalf("%s: %v", form.payload, err)
 			}
@@ -183,7 +183,7 @@ func TestExpiryRules(t *testing.T) {
 		{`{"claims":{"exp":1800000060}}`, Expiry{}},
 	}
 	for _, tt := range tests {
-		req, _, err := Parse([]byte(tt.payload))
+		req, _, err := Parse([]byte(tt.payload), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +280,7 @@ func TestDepthCountsFromThePayload(t *testing.T) {
 			if json.Valid([]byte(tt.payload)) != tt.ok {
 				t.Fatalf("encoding/json disagrees with the test: Valid %v", !tt.ok)
 			}
-			_, _, err := Parse([]byte(tt.payload))
+			_, _, err := Parse([]byte(tt.payload), nil)
 			switch {
 			case tt.ok && err != nil:
 				t.Fatal(err)
@@ -311,7 +311,7 @@ func BenchmarkParse(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := Parse(bm.payload); err != nil {
+				if _, _, err := Parse(bm.payload, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // A small validating JSON scanner for the request. encoding/json into
@@ -314,7 +315,7 @@ func (s *scanner) object(depth int) error {
 		}
 		if _, err := s.value(depth); err != nil {
 			if d, ok := err.(*duplicate); ok {
-				d.path = append(d.path, "."+string(name))
+				d.path = append(d.path, "."+shorten(name))
 			}
 			return err
 		}
@@ -410,10 +411,31 @@ func (ns *nameSet) add(name []byte) bool {
 
 // duplicate is a member name found twice in one object, and the path from
 // the claims object to that object, innermost first; it is built while the
-// error unwinds, so that the walk itself allocates nothing.
+// error unwinds, so that the walk itself allocates nothing. The names in
+// the path are shortened already.
 type duplicate struct {
 	name []byte
 	path []string
 }
 
 func (d *duplicate) Error() string { return "duplicate member " + strconv.Quote(string(d.name)) }
+
+// maxPathSteps is how many steps of a duplicate's path an error message
+// spells out: the outermost and the innermost halves of them, when the
+// path is longer.
+const maxPathSteps = 16
+
+// where is the path to the object that names d.name twice, outermost
+// first, from the claims object.
+func (d *duplicate) where() string {
+	var b strings.Builder
+	n := len(d.path)
+	for i := n - 1; i >= 0; i-- {
+		if n > maxPathSteps && i == n-maxPathSteps/2-1 {
+			fmt.Fprintf(&b, "(...%d more...)", n-maxPathSteps)
+			i = maxPathSteps/2 - 1
+		}
+		b.WriteString(d.path[i])
+	}
+	return b.String()
+}
