@@ -7,13 +7,17 @@ FUNCTIONS   := signer rotator authorizer
 SEEDS       ?= 20
 YEARS       ?= 3
 
-.PHONY: build test lint demo bench simulate clean build-SignerFunction build-RotatorFunction build-AuthorizerFunction FORCE
+.PHONY: build cli test lint demo bench simulate clean build-SignerFunction build-RotatorFunction build-AuthorizerFunction FORCE
 
 ## build: bin/<function>/bootstrap for Linux (GOARCH=arm64 by default, as deployed)
 build: $(FUNCTIONS:%=bin/%/bootstrap)
 
 bin/%/bootstrap: FORCE
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build $(BUILD_FLAGS) -o $@ ./functions/$*
+
+## cli: bin/jwks-issuer, the operator command (status, timeline, rotate, emergency, verify, sign), for this machine
+cli:
+	$(GO) build -trimpath -o bin/jwks-issuer ./cmd/jwks-issuer
 
 ## test: vet, unit, contract (fakes and moto_server), end-to-end through the real binaries, cfn-lint
 test: lint

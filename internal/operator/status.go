@@ -1,0 +1,202 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func runStatus(ctx context.Context, r *runner, args []string) int {
+	fs := r.flags()
+	asJSON := fs.Bool("json", false, "print the report as one JSON document")
+	if _, status, ok := r.parse(fs, args); !ok {
+		return status
+	}
+	rep, status := r.report(ctx)
+	if rep == nil {
+		return status
+	}
+	if *asJSON {
+		enc := json.NewEncoder(r.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return r.fail(err)
+		}
+		return rep.ExitStatus
+	}
+	writeReport(r.out, rep)
+	return rep.ExitStatus
+}
+
+// report resolves the target and gathers its report; nil with the exit
+// status when it could not.
+func (r *runner) report(ctx context.Context) (*report, int) {
+	c, err := r.clients(ctx)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	t, err := r.resolve(ctx, c, true)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	rep, err := r.gather(ctx, c, t)
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	return rep, rep.ExitStatus
+}
+
+// writeReport prints the report as text: the key table, the checks, the
+// settings.
+func writeReport(w io.Writer, rep *report) {
+	head := "secret " + rep.Secret
+	if rep.Stack != "" {
+		head = "stack " + rep.Stack + ", " + head
+	}
+	fmt.Fprintf(w, "%s\nat %s (times in UTC)\n\n", head, rep.At.Format("2006-01-02 15:04:05"))
+	writeKeys(w, rep)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tSTATUS\t")
+	for _, c := range rep.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Summary)
+		for _, d := range c.Details {
+			fmt.Fprintf(tw, "\t\t  - %s\n", d)
+		}
+		if c.Next != "" && c.Status != statusOK {
+			fmt.Fprintf(tw, "\t\t  next: %s\n", c.Next)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE\tFROM")
+	for _, s := range rep.Settings {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, first(s.Value, "-"), s.Source)
+	}
+	tw.Flush()
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s\n", warn)
+	}
+	fmt.Fprintln(w)
+	var problems []string
+	for _, c := range rep.Checks {
+		if c.Status == statusProblem {
+			problems = append(problems, c.Name)
+		}
+	}
+	switch rep.Health {
+	case "healthy":
+		fmt.Fprintln(w, "healthy")
+	case "problem":
+		fmt.Fprintf(w, "problem: %s (see next: above)\n", strings.Join(problems, ", "))
+	default:
+		fmt.Fprintln(w, "not every check could read its input (see unknown above)")
+	}
+}
+
+// writeKeys prints the key table and its notes.
+func writeKeys(w io.Writer, rep *report) {
+	if len(rep.Keys) == 0 {
+		fmt.Fprintln(w, "the secret holds no key yet")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCUSTODY\tFIRST PUBLISHED\tSIGNING SINCE\tRETIRED AT\tLEAVES THE JWKS AFTER")
+	var notes []string
+	for _, k := range rep.Keys {
+		custody := "secret"
+		if k.Custody == "kms" {
+			custody = "kms"
+		}
+		signing := at(k.SigningSince, "?")
+		retired, leaves := at(k.RetiredAt, "?"), at(k.LeavesJWKSAfter, "?")
+		published := at(k.FirstPublished, "?")
+		switch k.State {
+		case "CURRENT":
+			retired, leaves = "-", "-"
+		case "pending":
+			signing, retired, leaves = "at finishSecret", "-", "-"
+		case "NEXT":
+			signing, retired, leaves = "-", "-", "-"
+			if k.MayBePromotedAt != nil {
+				signing = "≥ " + stamp(*k.MayBePromotedAt)
+			}
+			if k.FirstPublished == nil {
+				published = "not yet"
+			}
+		case "RETIRED":
+			if k.RetiredAt == nil {
+				leaves = "kept"
+				notes = append(notes, k.Kid+": its retirement time is not recorded yet, so it stays published until it is")
+			}
+		case "REVOKED":
+			if k.Label != "" {
+				signing = at(k.SigningSince, "?")
+				notes = append(notes, fmt.Sprintf("%s: revoked, but still %s: the emergency rollover has not finished", k.Kid, k.Label))
+			} else {
+				signing = "-"
+			}
+		}
+		state := k.State
+		if k.Emergency {
+			state += " (emergency)"
+		}
+		if k.Published != nil && *k.Published != k.InKeySet {
+			if *k.Published {
+				notes = append(notes, k.Kid+": published, though the secret leaves it out of the key set now")
+			} else {
+				notes = append(notes, k.Kid+": missing from the published key set")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Kid, first(k.Alg, "?"), state, custody, published, signing, retired, leaves)
+	}
+	tw.Flush()
+	for _, n := range notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+// at formats an optional time for the table.
+func at(t *time.Time, unknown string) string {
+	if t == nil {
+		return unknown
+	}
+	return stamp(*t)
+}
+
+// stamp is a time as the text output writes it.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
+
+// utc is t in UTC, nil when zero.
+func utc(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// human writes a duration the way people read one: 29d 21h, 3h12m, 4m05s, 1.5s.
+func human(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	switch {
+	case d >= 48*time.Hour:
+		days := d / (24 * time.Hour)
+		return fmt.Sprintf("%dd %dh", days, (d-days*24*time.Hour)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", d/time.Minute, (d%time.Minute)/time.Second)
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%ds", d/time.Second)
+	default:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+}
