@@ -452,7 +452,7 @@ func TestEdge(t *testing.T) {
 		true:  `{"Bucket":{"Fn::Sub":"${AccessLogBucket}.s3.amazonaws.com"},"IncludeCookies":false,"Prefix":{"Fn::Sub":"${AWS::StackName}/cloudfront/"}}`,
 		false: "null",
 	} {
-		if got := render(get(resolve(t, cfg, map[string]bool{"HasAccessLogBucket": has, "JwksCachingEnabled": true}), "Logging")); got != want {
+		if got := render(get(resolve(t, cfg, map[string]bool{"HasAccessLogBucket": has, "JwksCachingEnabled": true, "HasCustomDomain": false}), "Logging")); got != want {
 			t.Errorf("HasAccessLogBucket %v: Logging = %s, want %s", has, got, want)
 		}
 	}

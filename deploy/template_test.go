@@ -67,8 +67,20 @@ func TestCfnLint(t *testing.T) {
 			"S3AccessLogBucket":          "example-s3-logs",
 			"JwksMaxAgeSeconds":          "0",
 			"ActivationGraceSeconds":     "0",
+			"IssuerUrl":                  "https://id.example.com/tenant",
+			"CustomDomainName":           "id.example.com",
+			"CertificateArn":             "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"AllowedAudiences":           "hotsock,chat",
+			"IamOidcProviderAudiences":   "hotsock,sts.amazonaws.com",
 		},
 		"reserved concurrency 0": {"SignerReservedConcurrency": `"0"`, "RotatorReservedConcurrency": `"0"`},
+		"custom domain": {
+			"CustomDomainName": "id.example.com",
+			"CertificateArn":   "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
+		},
+		"issuer with a path":             {"IssuerUrl": "https://id.example.com/tenant"},
+		"IAM OIDC provider":              {"IamOidcProviderAudiences": "hotsock"},
+		"IAM OIDC provider, custom name": {"IamOidcProviderAudiences": "hotsock", "IssuerUrl": "https://id.example.com"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -396,6 +408,13 @@ func TestParameters(t *testing.T) {
 		"S3AccessLogBucket":          "",
 		"MaxClaimsBytes":             16384.0,
 		"KmsMaxBatch":                100.0,
+		// The issuer: empty means the distribution's domain, no audience
+		// limit, no IAM OIDC provider.
+		"IssuerUrl":                "",
+		"CustomDomainName":         "",
+		"CertificateArn":           "",
+		"AllowedAudiences":         "",
+		"IamOidcProviderAudiences": "",
 	}
 	for name, def := range want {
 		p := getObj(tpl, "Parameters", name)
@@ -466,6 +485,27 @@ func env(t *testing.T, tpl obj, function string) obj {
 	return out
 }
 
+// comesFrom tells whether an environment variable's value is the named
+// parameter: !Ref P; !If [<P is not empty>, !Ref P, <fallback>] (an
+// optional parameter, unset or defaulted when empty); or a !Sub of ${P}.
+// How the fallback and the !Sub are built is checked where they matter
+// (issuer_test.go).
+func comesFrom(tpl obj, val any, param string) bool {
+	if isRef(val, param) {
+		return true
+	}
+	if branches, ok := get(val, "Fn::If").([]any); ok && len(branches) == 3 && isRef(branches[1], param) {
+		name, _ := branches[0].(string)
+		return render(get(tpl, "Conditions", name)) == render(obj{"Fn::Not": []any{obj{"Fn::Equals": []any{obj{"Ref": param}, ""}}}})
+	}
+	text := get(val, "Fn::Sub")
+	if args, ok := text.([]any); ok && len(args) == 2 {
+		text = args[0]
+	}
+	s, _ := text.(string)
+	return strings.Contains(s, "${"+param+"}")
+}
+
 // functionProp reads a property of a function, falling back to Globals.
 func functionProp(tpl, fn obj, name string) any {
 	if v := get(fn, "Properties", name); v != nil {
@@ -490,13 +530,16 @@ func TestFunctions(t *testing.T) {
 		"KMS_DELETION_WINDOW_DAYS": "KmsDeletionWindowDays",
 		"MAX_CLAIMS_BYTES":         "MaxClaimsBytes",
 		"MAX_BATCH_KMS":            "KmsMaxBatch",
+		"ISSUER_URL":               "IssuerUrl",
+		"ALLOWED_AUDIENCES":        "AllowedAudiences",
 	}
 	wantEnv := map[string][]string{
 		"SignerFunction": {"SECRET_ID", "MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "CLOCK_SKEW_SECONDS", "KEY_CUSTODY",
-			"MAX_CLAIMS_BYTES", "MAX_BATCH_KMS"},
+			"MAX_CLAIMS_BYTES", "MAX_BATCH_KMS", "ISSUER_URL", "ALLOWED_AUDIENCES"},
 		"RotatorFunction": {"SECRET_ID", "JWKS_BUCKET", "JWKS_KEY", "JWKS_MAX_AGE_SECONDS", "KEY_ALGORITHM",
 			"KEY_CUSTODY", "ACTIVATION_GRACE_SECONDS", "RETIREMENT_GRACE_SECONDS", "CLOCK_SKEW_SECONDS",
-			"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "KMS_DELETION_WINDOW_DAYS", "SIGNER_ROLE_ARN", "ROTATOR_ROLE_ARN"},
+			"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "KMS_DELETION_WINDOW_DAYS", "SIGNER_ROLE_ARN", "ROTATOR_ROLE_ARN",
+			"ISSUER_URL", "DISCOVERY_KEY"},
 	}
 	for function, vars := range wantEnv {
 		fn := resource(t, tpl, function, "AWS::Serverless::Function")
@@ -507,8 +550,8 @@ func TestFunctions(t *testing.T) {
 				t.Errorf("%s: environment variable %s is not set", function, v)
 				continue
 			}
-			if p, ok := fromParam[v]; ok && !isRef(val, p) {
-				t.Errorf("%s: %s = %#v, want !Ref %s", function, v, val, p)
+			if p, ok := fromParam[v]; ok && !comesFrom(tpl, val, p) {
+				t.Errorf("%s: %s = %s, want it from parameter %s", function, v, render(val), p)
 			}
 		}
 		if !isRef(e["SECRET_ID"], "KeySecret") {
@@ -762,13 +805,19 @@ func TestBucket(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
-	for _, name := range []string{"SignerFunctionArn", "RotatorFunctionArn", "JwksUrl", "SecretArn", "KeyAlgorithm", "JwksBucketName"} {
+	for _, name := range []string{"SignerFunctionArn", "RotatorFunctionArn", "JwksUrl", "SecretArn", "KeyAlgorithm", "JwksBucketName",
+		"DistributionId", "DistributionDomainName", "IssuerUrl", "DiscoveryUrl", "OidcProviderArn"} {
 		if get(tpl, "Outputs", name, "Value") == nil {
 			t.Errorf("output %s is missing", name)
 		}
 	}
-	url, _ := get(tpl, "Outputs", "JwksUrl", "Value", "Fn::Sub").(string)
-	if url != "https://${Distribution.DomainName}/${JwksKey}" {
-		t.Errorf("JwksUrl = %q, want https://${Distribution.DomainName}/${JwksKey}", url)
+	// <issuer>/<JwksKey> and <issuer>/.well-known/openid-configuration
+	// (the issuer is checked in TestIssuerIsOneExpression, the values in
+	// TestIssuerDeployments).
+	for name, want := range map[string]string{"JwksUrl": "${Issuer}/${JwksKey}", "DiscoveryUrl": "${Issuer}/.well-known/openid-configuration"} {
+		args, _ := get(tpl, "Outputs", name, "Value", "Fn::Sub").([]any)
+		if len(args) != 2 || args[0] != want {
+			t.Errorf("%s = %s, want !Sub [%s, {Issuer: <the issuer>}]", name, render(get(tpl, "Outputs", name, "Value")), want)
+		}
 	}
 }
