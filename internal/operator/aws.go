@@ -122,6 +122,9 @@ func hintFor(err error) string {
 		case code == "UnrecognizedClientException" || code == "InvalidClientTokenId" ||
 			code == "InvalidSignatureException" || code == "SignatureDoesNotMatch":
 			return "the credentials are not valid here: check AWS_PROFILE and AWS_REGION name the stack's account and Region"
+		case strings.Contains(code, "AccessDenied") && op == "secretsmanager:GetSecretValue":
+			return "the secret's resource policy lets only the two functions and the break-glass role (BreakGlassRoleArn) " +
+				"read its versions: run this as that role (docs/runbook.md, Acting as the break-glass role)"
 		case strings.Contains(code, "AccessDenied") || code == "AuthorizationError":
 			return fmt.Sprintf("your identity may not call %s: ask for that permission on the resource, "+
 				"or use a profile that has it (AWS_PROFILE)", op)

@@ -34,9 +34,12 @@ func runEmergency(ctx context.Context, r *runner, args []string) int {
 	if err != nil {
 		return r.fail(err)
 	}
-	before, err := readSnapshot(ctx, c, t.secretID)
+	before, limited, err := readState(ctx, c, t.secretID)
 	if err != nil {
 		return r.fail(fmt.Errorf("read the secret %s: %w", t.secretID, err))
+	}
+	if limited {
+		r.printf("note: %s\n", limitedNote)
 	}
 	s := before.state
 	if s.Current == nil {
@@ -52,6 +55,11 @@ func runEmergency(ctx context.Context, r *runner, args []string) int {
 	token := ""
 	pendingVersion := before.meta.Stages[store.StagePending]
 	if pendingVersion != "" && pendingVersion != before.meta.Stages[store.StageCurrent] {
+		if limited && lifecycle.EmergencyRequested(before.meta.Tags) {
+			// An emergency mark and a rotation in progress: the rollover
+			// stopped part-way (the records cannot be read to be sure).
+			s.Pending = &keys.Record{Emergency: true}
+		}
 		if s.Pending == nil || !s.Pending.Emergency {
 			r.printf("a rotation is in progress (AWSPENDING is on version %s): an emergency rollover cannot start beside it\n", pendingVersion)
 			r.printf("  next: finish it (jwks-issuer rotate %s--token %s), then run jwks-issuer emergency again; "+
@@ -60,13 +68,16 @@ func runEmergency(ctx context.Context, r *runner, args []string) int {
 			return ExitProblem
 		}
 		token = pendingVersion
-		r.printf("an emergency rollover is already in progress (pending key %s): finishing it\n", s.Pending.Kid)
+		r.printf("an emergency rollover is already in progress (version %s): finishing it\n", token)
 	}
 	revoked := revokedBy(s)
 	if token != "" {
 		revoked = nil
 		for _, k := range s.Pending.Revoked {
 			revoked = append(revoked, k.JWK.Kid)
+		}
+		if len(revoked) == 0 {
+			revoked = sortedKeys(s.Revoked) // from the revocation tags
 		}
 	}
 	r.printf("emergency rollover of %s\n", t.secretID)
@@ -92,12 +103,12 @@ func runEmergency(ctx context.Context, r *runner, args []string) int {
 		r.printf("  the mark stays set: the next rotation is the emergency rollover\n")
 		return status
 	}
-	o := r.follow(ctx, c, t, before, tok, *timeout)
+	o := r.follow(ctx, c, t, before, tok, *timeout, limited)
 	if status := r.conclude(ctx, c, t, o); status != ExitOK {
 		r.printf("  do not abandon an emergency rollover: finish it (docs/runbook.md, Emergency rollover)\n")
 		return status
 	}
-	after, err := readSnapshot(ctx, c, t.secretID)
+	after, _, err := readState(ctx, c, t.secretID)
 	if err != nil || after.state.Current == nil {
 		return r.fail(fmt.Errorf("read the secret after the rollover: %v", err))
 	}

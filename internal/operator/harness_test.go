@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,9 +151,24 @@ func (f *fakeAWS) lookup(name string) *testStack {
 }
 
 func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("X-Amz-Target") == "secretsmanager.RotateSecret" {
+	switch r.Header.Get("X-Amz-Target") {
+	case "secretsmanager.RotateSecret":
 		f.rotateSecret(w, r)
 		return
+	case "secretsmanager.GetSecretValue":
+		// As the template's resource policy does for an operator who is
+		// not the break-glass role.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var in struct{ SecretId string }
+		_ = json.Unmarshal(body, &in)
+		if s := f.lookup(in.SecretId); s != nil && s.denyValues.Load() {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"User: operator is not authorized to perform: `+
+				`secretsmanager:GetSecretValue on resource: %s with an explicit deny in a resource-based policy"}`, in.SecretId)
+			return
+		}
 	}
 	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/2015-03-31/functions/"); ok && strings.HasSuffix(rest, "/invocations") {
 		name, _ := url.PathUnescape(strings.TrimSuffix(rest, "/invocations"))
@@ -258,6 +274,9 @@ type testStack struct {
 	logGroup   string
 	signerName string
 	stackName  string
+	// denyValues makes GetSecretValue through the proxy fail as the
+	// secret's resource policy makes it fail for operators.
+	denyValues atomic.Bool
 	logs       *cloudwatchlogs.Client
 	shipped    int
 	shipMu     sync.Mutex

@@ -44,9 +44,12 @@ func runRotate(ctx context.Context, r *runner, args []string) int {
 	if err != nil {
 		return r.fail(err)
 	}
-	before, err := readSnapshot(ctx, c, t.secretID)
+	before, limited, err := readState(ctx, c, t.secretID)
 	if err != nil {
 		return r.fail(fmt.Errorf("read the secret %s: %w", t.secretID, err))
+	}
+	if limited {
+		r.printf("note: %s\n", limitedNote)
 	}
 	r.describeKeys(before.state)
 	if status, ok := r.checkStart(t, before, *token); !ok {
@@ -68,7 +71,7 @@ func runRotate(ctx context.Context, r *runner, args []string) int {
 		r.printf("not waiting; follow it with: jwks-issuer status %s\n", strings.TrimSpace(stackFlag(t)))
 		return ExitOK
 	}
-	out := r.follow(ctx, c, t, before, tok, *timeout)
+	out := r.follow(ctx, c, t, before, tok, *timeout, limited)
 	return r.conclude(ctx, c, t, out)
 }
 
@@ -169,7 +172,7 @@ type outcome struct {
 
 // follow polls the secret until the rotation under tok is done, refused or
 // failed, printing each change of its labels as it happens.
-func (r *runner) follow(ctx context.Context, c *clients, t *target, before snapshot, tok string, timeout time.Duration) outcome {
+func (r *runner) follow(ctx context.Context, c *clients, t *target, before snapshot, tok string, timeout time.Duration, limited bool) outcome {
 	start := r.started
 	deadline := start.Add(timeout)
 	secret := awsstore.NewSecrets(c.sm, t.secretID)
@@ -196,7 +199,10 @@ func (r *runner) follow(ctx context.Context, c *clients, t *target, before snaps
 		if !newNext && meta.Stages[store.StageNext] != "" && meta.Stages[store.StageNext] != before.meta.Stages[store.StageNext] {
 			if rec, _ := readRecord(ctx, secret, meta.Stages[store.StageNext]); rec != nil {
 				newNext = true
-				step("createSecret made the new NEXT key %s and published it", rec.Kid)
+				step("createSecret made the new NEXT key %s", rec.Kid)
+			} else if limited {
+				wrote, newNext = true, true
+				step("createSecret wrote the pending record and moved NEXT to a new key (version %s)", meta.Stages[store.StageNext])
 			}
 		}
 		if !moved && current {
@@ -279,7 +285,7 @@ func pendingWhat(before lifecycle.State, rec *keys.Record) string {
 
 // conclude prints the outcome and returns the exit status.
 func (r *runner) conclude(ctx context.Context, c *clients, t *target, o outcome) int {
-	after, err := readSnapshot(ctx, c, t.secretID)
+	after, _, err := readState(ctx, c, t.secretID)
 	if err == nil {
 		o.after = &after
 	}

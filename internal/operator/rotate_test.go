@@ -270,3 +270,41 @@ func tagsOf(t *testing.T, s *testStack) map[string]string {
 	}
 	return tags
 }
+
+// Without the secret's values (the resource policy denies them to all but
+// the functions and the break-glass role), emergency and rotate work from
+// the labels and tags, and status says which role to use.
+func TestWithoutValues(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, nil, true)
+	s.rotate(t)
+	s.rotate(t)
+	before, _ := s.secretState(t)
+	s.denyValues.Store(true)
+	code, out := s.run(t, "", "status", "--stack", s.stackName)
+	if code != ExitUnreadable || !strings.Contains(out, "run this as that role") {
+		t.Errorf("status: exit %d, want %d and the break-glass hint:\n%s", code, ExitUnreadable, out)
+	}
+	code, out = s.run(t, "", "emergency", "--stack", s.stackName, "--yes")
+	s.steps.Wait()
+	s.denyValues.Store(false)
+	after, _ := s.secretState(t)
+	if code != ExitOK || !after.Current.Emergency {
+		t.Fatalf("emergency: exit %d, CURRENT %+v\n%s", code, after.Current, out)
+	}
+	for _, w := range []string{"may not read the secret's values",
+		"revokes " + before.Current.Kid + " (CURRENT), " + before.Next.Kid + " (NEXT)",
+		"no longer lists " + before.Current.Kid + ", " + before.Next.Kid + " and lists " + after.Current.Kid} {
+		if !strings.Contains(out, w) {
+			t.Errorf("emergency output lacks %q:\n%s", w, out)
+		}
+	}
+	s.denyValues.Store(true)
+	code, out = s.run(t, "", "rotate", "--stack", s.stackName)
+	s.steps.Wait()
+	s.denyValues.Store(false)
+	final, _ := s.secretState(t)
+	if code != ExitOK || final.Current.Kid != after.Next.Kid || !strings.Contains(out, "moved NEXT to a new key") {
+		t.Errorf("rotate: exit %d, CURRENT %s (want %s)\n%s", code, final.Current.Kid, after.Next.Kid, out)
+	}
+}
