@@ -123,3 +123,48 @@ func Rollover(s State, c Config, now time.Time, fresh keys.Record) keys.Record {
 	r.Revoked = s.revokedHistory(c, now, revoked)
 	return r
 }
+
+// ParameterNeedsWrite tells whether a writer whose view of the secret is s,
+// read at readAt, should put s.Current's key into the signing-key parameter
+// (Parameter Store custody), which holds held (nil: missing or not a key
+// record). Without a conditional write, a writer whose view went stale
+// during its run (a rotation finished meanwhile) must not put the key back
+// that the rotation retired: so a parameter holding the view's NEXT or
+// pending key (promoted since, or being promoted, and written by that
+// finishSecret), or a key the view does not know that was made after the
+// view was read, is left alone. A missing or unreadable parameter, a
+// retired or revoked key, or another key made before the view is replaced.
+func ParameterNeedsWrite(s State, held *keys.Record, readAt time.Time) bool {
+	switch {
+	case s.Current == nil:
+		return false
+	case held == nil:
+		return true
+	case held.Kid == s.Current.Kid:
+		return true // the caller compares the bytes: same kid, other content is repaired
+	case holds(s.Next, held.Kid) || holds(s.Pending, held.Kid):
+		return false
+	case s.knows(held.Kid):
+		return true
+	}
+	return !held.CreatedAt.After(readAt)
+}
+
+// knows tells whether kid is a key the state's records or tags list as
+// retired or revoked.
+func (s State) knows(kid string) bool {
+	if s.IsRevoked(kid) {
+		return true
+	}
+	for _, r := range []*keys.Record{s.Current, s.Pending} {
+		if r == nil {
+			continue
+		}
+		for _, k := range r.Retired {
+			if k.JWK.Kid == kid {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -40,3 +40,37 @@ func TestNextUsableAndReadiness(t *testing.T) {
 		})
 	}
 }
+
+func TestParameterNeedsWrite(t *testing.T) {
+	readAt := t0.Add(time.Hour)
+	old := &keys.Record{Kid: "old", CreatedAt: t0.Add(-48 * time.Hour)}
+	cur := &keys.Record{Kid: "cur", CreatedAt: t0.Add(-24 * time.Hour),
+		Retired: []keys.RetiredKey{{JWK: keys.JWK{Kid: "old"}}}}
+	next := &keys.Record{Kid: "next", CreatedAt: t0}
+	pending := &keys.Record{Kid: "pending", CreatedAt: t0}
+	state := State{Current: cur, Next: next, Pending: pending, Revoked: map[string]time.Time{"leaked": t0}}
+	tests := []struct {
+		name  string
+		state State
+		held  *keys.Record
+		want  bool
+	}{
+		{"missing or unreadable: write", state, nil, true},
+		{"the current kid (the caller compares bytes): write", state, &keys.Record{Kid: "cur"}, true},
+		{"a retired key left behind: write", state, old, true},
+		{"a revoked key: write", state, &keys.Record{Kid: "leaked", CreatedAt: t0.Add(2 * time.Hour)}, true},
+		{"this view's NEXT: promoted since, leave it", state, next, false},
+		{"this view's pending key: being promoted, leave it", state, pending, false},
+		{"an unknown key made before the view: write", state, &keys.Record{Kid: "x", CreatedAt: readAt}, true},
+		{"an unknown key made after the view (an emergency's fresh key): leave it", state,
+			&keys.Record{Kid: "fresh", CreatedAt: readAt.Add(time.Second)}, false},
+		{"before the first rotation: nothing to write", State{}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ParameterNeedsWrite(tt.state, tt.held, readAt); got != tt.want {
+				t.Fatalf("ParameterNeedsWrite = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -47,9 +47,14 @@ func (r *Rotator) followCurrent(ctx context.Context, tags map[string]string) err
 // label moved meanwhile is followed.
 func (r *Rotator) syncParameter(ctx context.Context) (kid string, wrote bool, err error) {
 	for range 3 {
-		cur, err := r.currentRecord(ctx)
-		if err != nil || cur == nil {
+		readAt := r.now()
+		snap, err := r.load(ctx)
+		if err != nil {
 			return "", wrote, err
+		}
+		cur := snap.state.Current
+		if cur == nil {
+			return "", wrote, nil
 		}
 		want := cur.SigningOnly().Marshal()
 		have, err := r.parameter.Get(ctx)
@@ -58,6 +63,15 @@ func (r *Rotator) syncParameter(ctx context.Context) (kid string, wrote bool, er
 		}
 		if err == nil && bytes.Equal(have, want) {
 			return cur.Kid, wrote, nil
+		}
+		var held *keys.Record
+		if rec, perr := keys.ParseRecord(have); err == nil && perr == nil {
+			held = &rec
+		}
+		if !lifecycle.ParameterNeedsWrite(snap.state, held, readAt) {
+			r.log.Info("signing key parameter holds a key newer than this view of the secret; left to its rotation",
+				"kid", held.Kid, "current_kid", cur.Kid)
+			return "", wrote, nil
 		}
 		if err := r.parameter.Put(ctx, want); err != nil {
 			return "", wrote, fmt.Errorf("write signing key parameter: %w", err)
