@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -55,6 +57,13 @@ func run() error {
 	}
 
 	step("creating the key secret ({}) and the JWKS bucket, starting both functions")
+	// A local stand-in for CloudFront serves the bucket; its address is the
+	// issuer, as the distribution's domain is when deployed.
+	edge, err := stack.StartEdge()
+	if err != nil {
+		return err
+	}
+	defer edge.Close()
 	// Time is compressed so that the demo can rotate twice in a second; the
 	// deployed defaults wait a day between publishing a key and signing with it.
 	s, err := stack.New(ctx, moto, signerBin, rotatorBin, map[string]string{
@@ -62,13 +71,16 @@ func run() error {
 		"KEY_CACHE_SECONDS":        "0",
 		"JWKS_MAX_AGE_SECONDS":     "0",
 		"ACTIVATION_GRACE_SECONDS": "0",
+		"ISSUER_URL":               edge.URL,
 	})
 	if err != nil {
 		return err
 	}
 	defer s.Stop()
+	edge.Front(s)
 	fmt.Println("  secret", s.SecretARN)
 	fmt.Printf("  jwks   s3://%s/%s\n", s.Bucket, s.Key)
+	fmt.Println("  issuer", edge.URL)
 
 	step("first rotation: createSecret, setSecret, testSecret, finishSecret")
 	if err := s.Rotate(ctx, stack.NewToken()); err != nil {
@@ -89,6 +101,11 @@ func run() error {
 		return err
 	}
 	fmt.Printf("  published key set (Cache-Control: %s):\n%s\n", cacheControl, indent(jwks))
+	discovery, err := fetch(ctx, edge.URL+"/.well-known/openid-configuration")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  discovery document (%s/.well-known/openid-configuration):\n%s\n", edge.URL, indent(discovery))
 
 	step("second rotation")
 	if err := s.Rotate(ctx, stack.NewToken()); err != nil {
@@ -104,12 +121,16 @@ func run() error {
 	}
 	fmt.Printf("  published key set:\n%s\n", indent(jwks))
 
-	step("verifying both tokens against the published key set")
-	oldKid, err := verify(first, jwks)
+	step("verifying both tokens as a verifier does: discovery, then the key set at its jwks_uri")
+	jwks, err = discover(ctx, edge.URL)
+	if err != nil {
+		return err
+	}
+	oldKid, err := verify(first, jwks, edge.URL)
 	if err != nil {
 		return fmt.Errorf("the token from before the rotation: %w", err)
 	}
-	newKid, err := verify(second, jwks)
+	newKid, err := verify(second, jwks, edge.URL)
 	if err != nil {
 		return fmt.Errorf("the token from after the rotation: %w", err)
 	}
@@ -139,8 +160,44 @@ func indent(b []byte) string {
 	return "    " + out.String()
 }
 
-// verify checks a token with jwx against the key set, as a verifier would.
-func verify(token string, jwks []byte) (string, error) {
+// fetch GETs a URL of the edge.
+func fetch(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s %v", url, res.Status, err)
+	}
+	return body, nil
+}
+
+// discover reads the issuer's discovery document and the key set it names.
+func discover(ctx context.Context, issuer string) ([]byte, error) {
+	doc, err := fetch(ctx, issuer+"/.well-known/openid-configuration")
+	if err != nil {
+		return nil, err
+	}
+	var d struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil || d.Issuer != issuer {
+		return nil, fmt.Errorf("discovery document of %s names issuer %q (%v)", issuer, d.Issuer, err)
+	}
+	fmt.Println("  jwks_uri", d.JWKSURI)
+	return fetch(ctx, d.JWKSURI)
+}
+
+// verify checks a token with jwx against the key set, as a verifier would,
+// and that its iss is the issuer.
+func verify(token string, jwks []byte, issuer string) (string, error) {
 	set, err := jwk.Parse(jwks)
 	if err != nil {
 		return "", err
@@ -154,10 +211,14 @@ func verify(token string, jwks []byte) (string, error) {
 		return "", err
 	}
 	var claims struct {
-		Exp int64 `json:"exp"`
+		Exp int64  `json:"exp"`
+		Iss string `json:"iss"`
 	}
 	if err := json.Unmarshal(msg.Payload(), &claims); err != nil || time.Unix(claims.Exp, 0).Before(time.Now()) {
 		return "", fmt.Errorf("expired or unreadable claims")
+	}
+	if claims.Iss != issuer {
+		return "", fmt.Errorf("iss is %q, want the issuer %q", claims.Iss, issuer)
 	}
 	return kid, nil
 }
