@@ -208,7 +208,6 @@ func (v verification) check(token string, set keys.Set) verdict {
 	case !known:
 		reject("unknown kid", "%s is not in the key set; %s", header.Kid, v.whoseKid(header.Kid))
 	}
-	v.merge(&out, header.Kid, algOK && known)
 
 	exp, hasExp, err := numericDate(claims, "exp")
 	switch {
@@ -244,6 +243,7 @@ func (v verification) check(token string, set keys.Set) verdict {
 			reject("wrong aud", "the token is for %s, not %q", strings.Join(quoteAll(auds), ", "), v.audience)
 		}
 	}
+	v.merge(&out, header.Kid, algOK && known)
 	if len(out.rejections) > 0 {
 		return out
 	}

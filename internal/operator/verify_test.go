@@ -96,6 +96,16 @@ func TestVerify(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
+			// Each kind of rejection is explained once.
+			seen := map[string]bool{}
+			for _, line := range strings.Split(out, "\n") {
+				if kind, _, ok := strings.Cut(strings.TrimPrefix(line, "  - "), ":"); ok && strings.HasPrefix(line, "  - ") {
+					if seen[kind] {
+						t.Errorf("%q is explained twice:\n%s", kind, out)
+					}
+					seen[kind] = true
+				}
+			}
 		})
 	}
 
