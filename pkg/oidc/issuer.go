@@ -24,34 +24,38 @@ type Issuer struct {
 // http://localhost:PORT (any port) are accepted too. name is the variable
 // the value came from, for the error.
 func ParseIssuer(name, raw string) (Issuer, error) {
-	fail := func(rule string) (Issuer, error) {
-		return Issuer{}, fmt.Errorf("%s is %q: %s", name, raw, rule)
-	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fail("must be an absolute URL such as https://issuer.example.com")
+		return Issuer{}, fmt.Errorf("%s is %q: must be an absolute URL such as https://issuer.example.com", name, raw)
 	}
-	local := u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost")
-	switch {
-	case u.Scheme != "https" && !local:
-		return fail("must use https (http only for 127.0.0.1 or localhost, for local runs)")
-	case u.Port() != "" && !local:
-		return fail("must not name a port: AWS's verifiers accept the default https port only")
-	case u.User != nil:
-		return fail("must not carry user info")
-	case u.RawQuery != "" || u.ForceQuery:
-		return fail("must not have a query")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fail("must not have a fragment")
-	case strings.HasSuffix(raw, "/"):
-		return fail("must not end with a slash: iss must equal it byte for byte, and verifiers compare exactly")
-	case u.RawPath != "" || strings.Contains(u.Path, "//") || strings.ContainsAny(u.Path, " %"):
-		return fail("its path must be plain segments (no escapes, spaces or empty segments)")
-	}
-	if u.Scheme+"://"+u.Host+u.Path != raw {
-		return fail("must be in canonical form (lower-case scheme, nothing but scheme, host and path)")
+	if rule := brokenRule(u, raw); rule != "" {
+		return Issuer{}, fmt.Errorf("%s is %q: %s", name, raw, rule)
 	}
 	return Issuer{url: raw, origin: u.Scheme + "://" + u.Host, path: strings.Trim(u.Path, "/")}, nil
+}
+
+// brokenRule is the first of the verifiers' rules that u breaks, or "".
+func brokenRule(u *url.URL, raw string) string {
+	local := u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost")
+	for _, r := range []struct {
+		broken bool
+		rule   string
+	}{
+		{u.Scheme != "https" && !local, "must use https (http only for 127.0.0.1 or localhost, for local runs)"},
+		{u.Port() != "" && !local, "must not name a port: AWS's verifiers accept the default https port only"},
+		{u.User != nil, "must not carry user info"},
+		{u.RawQuery != "" || u.ForceQuery, "must not have a query"},
+		{u.Fragment != "" || strings.Contains(raw, "#"), "must not have a fragment"},
+		{strings.HasSuffix(raw, "/"), "must not end with a slash: iss must equal it byte for byte, and verifiers compare exactly"},
+		{u.RawPath != "" || strings.Contains(u.Path, "//") || strings.ContainsAny(u.Path, " %"),
+			"its path must be plain segments (no escapes, spaces or empty segments)"},
+		{u.Scheme+"://"+u.Host+u.Path != raw, "must be in canonical form (lower-case scheme, nothing but scheme, host and path)"},
+	} {
+		if r.broken {
+			return r.rule
+		}
+	}
+	return ""
 }
 
 // String is the issuer URL.
