@@ -105,15 +105,17 @@ func (r *runner) gather(ctx context.Context, c *clients, t *target) (*report, er
 	rep.Rotation = rotationOf(t)
 
 	want := lifecycle.KeySet(snap.state, t.cfg.Lifecycle, now)
-	rep.Checks = append(rep.Checks, r.checkJWKS(ctx, c, t, rep, want, now))
+	jwksCheck, storedSet := r.checkJWKS(ctx, c, t, rep, want, now)
+	rep.Checks = append(rep.Checks, jwksCheck)
 	if u := t.jwksURL; u != "" {
-		rep.Checks = append(rep.Checks, r.checkURL(ctx, "jwks-url", u, keys.MarshalSet(want), t.cfg.Lifecycle.JWKSMaxAge, t))
+		rep.Checks = append(rep.Checks, r.checkURL(ctx, "jwks-url", u, keys.MarshalSet(want), storedSet, t.cfg.Lifecycle.JWKSMaxAge, t))
 	}
 	if !t.cfg.Issuer.IsZero() {
 		doc := oidc.NewDiscovery(t.cfg.Issuer, t.cfg.JWKSURL, algorithms(want)).Marshal()
-		rep.Checks = append(rep.Checks, r.checkDiscovery(ctx, c, t, doc))
+		discoveryCheck, storedDoc := r.checkDiscovery(ctx, c, t, doc)
+		rep.Checks = append(rep.Checks, discoveryCheck)
 		rep.Checks = append(rep.Checks, r.checkURL(ctx, "discovery-url",
-			t.cfg.Issuer.String()+"/"+oidc.DiscoveryName, doc, t.cfg.Lifecycle.JWKSMaxAge, t))
+			t.cfg.Issuer.String()+"/"+oidc.DiscoveryName, doc, storedDoc, t.cfg.Lifecycle.JWKSMaxAge, t))
 	}
 	rep.Checks = append(rep.Checks, checkPending(snap, t), checkEmergency(snap, t))
 	promotion := checkPromotion(snap.state, t, now)
@@ -189,12 +191,12 @@ func rows(tl []lifecycle.KeyTimeline, published []keys.JWK, kmsStates map[string
 }
 
 // checkJWKS compares the stored key set with the one the secret calls for.
-func (r *runner) checkJWKS(ctx context.Context, c *clients, t *target, rep *report, want []keys.JWK, now time.Time) check {
+func (r *runner) checkJWKS(ctx context.Context, c *clients, t *target, rep *report, want []keys.JWK, now time.Time) (check, []byte) {
 	ck := check{Name: "jwks"}
 	if !t.bucketKnown {
 		ck.Status, ck.Summary = statusUnknown, "the bucket is not known"
 		ck.Next = "pass --stack NAME or --bucket BUCKET (the rotator's JWKS_BUCKET)"
-		return ck
+		return ck, nil
 	}
 	where := "s3://" + t.cfg.Bucket + "/" + t.cfg.Key
 	obj, err := s3store.NewObject(c.s3, t.cfg.Bucket, t.cfg.Key).Get(ctx)
@@ -203,11 +205,11 @@ func (r *runner) checkJWKS(ctx context.Context, c *clients, t *target, rep *repo
 		ck.Summary = fmt.Sprintf("drift: %s is missing; verifiers cannot fetch the key set", where)
 		ck.Next = republishHint(t)
 		rep.published = []keys.JWK{}
-		return ck
+		return ck, nil
 	}
 	if err != nil {
 		ck.Status, ck.Summary, ck.Next = statusUnknown, fmt.Sprintf("could not read %s: %v", where, err), hintFor(err)
-		return ck
+		return ck, nil
 	}
 	wantBody := keys.MarshalSet(want)
 	cacheControl := fmt.Sprintf("public, max-age=%d", int64(t.cfg.Lifecycle.JWKSMaxAge/time.Second))
@@ -242,7 +244,7 @@ func (r *runner) checkJWKS(ctx context.Context, c *clients, t *target, rep *repo
 	default:
 		ck.Status, ck.Summary = statusOK, fmt.Sprintf("%s holds %s, as the secret calls for", where, describeSet(want))
 	}
-	return ck
+	return ck, obj.Body
 }
 
 // diffSets explains how got differs from want. problems are drift;
@@ -294,11 +296,11 @@ func diffSets(want, got []keys.JWK, tl []lifecycle.KeyTimeline, now time.Time) (
 
 // checkDiscovery compares the stored discovery document with the one the
 // rotator writes.
-func (r *runner) checkDiscovery(ctx context.Context, c *clients, t *target, want []byte) check {
+func (r *runner) checkDiscovery(ctx context.Context, c *clients, t *target, want []byte) (check, []byte) {
 	ck := check{Name: "discovery"}
 	if !t.bucketKnown {
 		ck.Status, ck.Summary = statusUnknown, "the bucket is not known"
-		return ck
+		return ck, nil
 	}
 	where := "s3://" + t.cfg.Bucket + "/" + t.cfg.DiscoveryKey
 	obj, err := s3store.NewObject(c.s3, t.cfg.Bucket, t.cfg.DiscoveryKey).Get(ctx)
@@ -313,14 +315,21 @@ func (r *runner) checkDiscovery(ctx context.Context, c *clients, t *target, want
 	default:
 		ck.Status, ck.Summary = statusOK, where+" names "+t.cfg.Issuer.String()+" and "+t.cfg.JWKSURL
 	}
-	return ck
+	if err != nil {
+		return ck, nil
+	}
+	return ck, obj.Body
 }
 
-// checkURL fetches a published document over HTTP, as verifiers do.
-func (r *runner) checkURL(ctx context.Context, name, url string, want []byte, maxAge time.Duration, t *target) check {
+// checkURL fetches a published document over HTTP, as verifiers do, and
+// compares it with the one the secret calls for, and with the bucket's
+// copy (stored; nil when it was not read), whose check reports its content.
+func (r *runner) checkURL(ctx context.Context, name, url string, want, stored []byte, maxAge time.Duration, t *target) check {
 	ck := check{Name: name}
 	body, status, err := r.fetch(ctx, url)
 	switch {
+	case err == nil && status == http.StatusOK && stored != nil && string(body) == string(stored) && string(body) != string(want):
+		ck.Status, ck.Summary = statusOK, url+" serves the bucket's copy (its check above says how that differs)"
 	case err != nil:
 		ck.Status, ck.Summary = statusUnknown, fmt.Sprintf("could not fetch %s: %v", url, err)
 		ck.Next = "check the URL (--jwks-url, --issuer) and your network"

@@ -144,6 +144,40 @@ func TestStatus(t *testing.T) {
 				t.Errorf("CURRENT is not marked as made in an emergency: %+v", rep.Keys[0])
 			}
 		}},
+		{name: "a retired key past its retention, before the cleanup", env: map[string]string{"MAX_TOKEN_TTL_SECONDS": "1"},
+			setup: func(t *testing.T, s *testStack) {
+				s.rotate(t)
+				s.rotate(t)
+				time.Sleep(1100 * time.Millisecond)
+			}, exit: ExitOK, checks: map[string]string{"jwks": statusInfo},
+			more: func(t *testing.T, s *testStack, rep report, state lifecycle.State) {
+				old := state.Current.Retired[0].JWK.Kid
+				row := findRow(rep.Keys, old)
+				if row.InKeySet || row.Published == nil || !*row.Published {
+					t.Errorf("%s should be out of the key set and still published: %+v", old, row)
+				}
+				if c := find(rep.Checks, "jwks"); !strings.Contains(strings.Join(c.Details, " "), old+" (RETIRED) is due to leave") {
+					t.Errorf("the jwks check does not say %s is due to leave: %+v", old, c)
+				}
+			}},
+		{name: "KMS custody, after an emergency rollover", env: map[string]string{"KEY_CUSTODY": "kms",
+			"KMS_DELETION_WINDOW_DAYS": "7", "KMS_KEY_TAG": "operator-" + randomHex(4)},
+			setup: func(t *testing.T, s *testStack) {
+				s.rotate(t)
+				s.tag(t, lifecycle.TagRollover, lifecycle.RolloverEmergency)
+				s.rotate(t)
+			}, exit: ExitOK, checks: map[string]string{"kms": statusOK},
+			more: func(t *testing.T, s *testStack, rep report, state lifecycle.State) {
+				for _, row := range rep.Keys {
+					want := "Enabled"
+					if row.State == "REVOKED" {
+						want = "Disabled"
+					}
+					if row.Custody != "kms" || row.KMSKeyID == "" || row.KMSState != want {
+						t.Errorf("%s %s: custody %s, KMS key %q in state %q, want %s", row.Kid, row.State, row.Custody, row.KMSKeyID, row.KMSState, want)
+					}
+				}
+			}},
 		{name: "with the JWKS deleted", setup: func(t *testing.T, s *testStack) {
 			s.rotate(t)
 			if _, err := s.S3.DeleteObject(testCtx(t), &s3.DeleteObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(s.Key)}); err != nil {
@@ -167,7 +201,7 @@ func TestStatus(t *testing.T) {
 				CacheControl: aws.String("public, max-age=0")}); err != nil {
 				t.Fatal(err)
 			}
-		}, exit: ExitProblem, checks: map[string]string{"jwks": statusProblem, "jwks-url": statusProblem},
+		}, exit: ExitProblem, checks: map[string]string{"jwks": statusProblem},
 			more: func(t *testing.T, s *testStack, rep report, state lifecycle.State) {
 				c := find(rep.Checks, "jwks")
 				if !strings.Contains(strings.Join(c.Details, "\n"), "missing "+state.Next.Kid) {
