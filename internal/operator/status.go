@@ -61,7 +61,7 @@ func writeReport(w io.Writer, rep *report) {
 	writeKeys(w, rep)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tSTATUS\t")
+	fmt.Fprintln(tw, "CHECK\tSTATUS")
 	for _, c := range rep.Checks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Summary)
 		for _, d := range c.Details {
