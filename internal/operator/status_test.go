@@ -100,6 +100,24 @@ func TestStatus(t *testing.T) {
 				if len(state.Current.Retired) != 1 || rep.Keys[2].State != "RETIRED" || rep.Keys[2].Kid != state.Current.Retired[0].JWK.Kid {
 					t.Errorf("the retired key %v is not the third row: %+v", state.Current.Retired, rep.Keys)
 				}
+				// A flag overrides the rotator's setting, says so, and the
+				// removal time follows it.
+				_, out := s.run(t, "", "status", "--json", "--secret", s.SecretARN, "--set", "RETIREMENT_GRACE_SECONDS=7200")
+				var over report
+				if err := json.Unmarshal([]byte(out), &over); err != nil {
+					t.Fatal(err)
+				}
+				for _, st := range over.Settings {
+					if st.Name == "RETIREMENT_GRACE_SECONDS" && (st.Value != "7200" || st.Source != fromFlag) {
+						t.Errorf("RETIREMENT_GRACE_SECONDS is %s from %s, want 7200 from %s", st.Value, st.Source, fromFlag)
+					}
+				}
+				cfg := lifecycleOf(t, map[string]string{"RETIREMENT_GRACE_SECONDS": "7200"})
+				row := findRow(over.Keys, state.Current.Retired[0].JWK.Kid)
+				if row.RetiredAt == nil || row.LeavesJWKSAfter == nil || !row.LeavesJWKSAfter.Equal(row.RetiredAt.Add(cfg.Retention())) {
+					t.Errorf("with RETIREMENT_GRACE_SECONDS=7200 the retired key leaves at %v, retired at %v, want retirement + %v",
+						row.LeavesJWKSAfter, row.RetiredAt, cfg.Retention())
+				}
 			}},
 		{name: "after a refused rotation", env: map[string]string{"ACTIVATION_GRACE_SECONDS": "3600"},
 			setup: func(t *testing.T, s *testStack) {
