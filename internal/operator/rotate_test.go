@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -229,6 +230,13 @@ func TestUnreadable(t *testing.T) {
 		return aws.Credentials{}, errors.New("no credentials in this test")
 	})
 	noCreds.RetryMaxAttempts = 1
+	other := "not-ours-" + randomHex(4)
+	if _, err := cloudformation.NewFromConfig(stack.Config(moto)).CreateStack(testCtx(t), &cloudformation.CreateStackInput{
+		StackName: aws.String(other),
+		TemplateBody: aws.String(`{"Resources":{"Handle":{"Type":"AWS::CloudFormation::WaitConditionHandle"}},` +
+			`"Outputs":{"Foo":{"Value":"bar"}}}`)}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		env  Env
@@ -236,6 +244,7 @@ func TestUnreadable(t *testing.T) {
 		want string
 	}{
 		{"no such stack", Env{AWS: &cfg}, []string{"status", "--stack", "no-such-stack"}, "no such stack \"no-such-stack\""},
+		{"a stack that is not a jwks-issuer stack", Env{AWS: &cfg}, []string{"status", "--stack", other}, "has no SecretArn output"},
 		{"no such secret", Env{AWS: &cfg}, []string{"status", "--secret", "no-such-secret"}, "next: no such secret"},
 		{"no credentials", Env{AWS: &noCreds}, []string{"status", "--secret", "x"}, "next: no AWS credentials: set AWS_PROFILE"},
 		{"nothing named", Env{AWS: &cfg}, []string{"status"}, "next: pass --stack NAME, or --secret ARN"},

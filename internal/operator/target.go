@@ -140,7 +140,11 @@ func (r *runner) resolve(ctx context.Context, c *clients, needSecret bool) (*tar
 	t.signer = first(r.t.signer, t.outputs["SignerFunctionArn"])
 	t.distID = t.outputs["DistributionId"]
 	if t.secretID == "" {
-		if needSecret {
+		switch {
+		case needSecret && r.t.stack != "":
+			return nil, &hinted{fmt.Errorf("the stack %s has no SecretArn output", r.t.stack),
+				"check that it is a jwks-issuer stack, or name the secret: --secret ARN"}
+		case needSecret:
 			return nil, &hinted{errors.New("no key secret named"), "pass --stack NAME, or --secret ARN"}
 		}
 	} else {
