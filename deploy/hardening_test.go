@@ -101,7 +101,9 @@ var ourKeyTags = []string{"jwks-issuer:kid", "jwks-issuer:secret", "jwks-issuer:
 // rotator's keys are, so that a key of another kind (a database's, a
 // bucket's) is out of reach even if someone gives it the stack tag; tag
 // keys and the deletion window are limited; the secret's own KMS key is
-// used only through Secrets Manager, for this secret.
+// used only through Secrets Manager, for this secret; an adopted key
+// (AdoptKey=kms:...) is reached only by the statements that name it alone
+// (custody_test.go checks what they name once deployed).
 func TestKMSStatementsReachOnlyOurKeys(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
@@ -139,7 +141,16 @@ func TestKMSStatementsReachOnlyOurKeys(t *testing.T) {
 func checkKMSStatement(t *testing.T, fn string, s statement, actions []string) {
 	t.Helper()
 	where := fmt.Sprintf("%s statement %q (%v)", fn, s.sid, actions)
-	if s.onlyIf == "HasSecretKmsKey" {
+	if s.onlyIf == "AdoptsKmsKey" {
+		checkAdoptedKeyStatement(t, where, s, actions)
+		return
+	}
+	// The signer decrypts the secret only when it reads it (not in
+	// Parameter Store custody).
+	if fn == "SignerFunction" && s.onlyIf == "HasSecretKmsKey" {
+		t.Errorf("%s is gated on HasSecretKmsKey, want SignerDecryptsSecret", where)
+	}
+	if s.onlyIf == "HasSecretKmsKey" || s.onlyIf == "SignerDecryptsSecret" {
 		for _, a := range actions {
 			if a != "kms:Decrypt" && a != "kms:GenerateDataKey" {
 				t.Errorf("%s: only kms:Decrypt and kms:GenerateDataKey may use the secret's key", where)

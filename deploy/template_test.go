@@ -55,10 +55,29 @@ func TestCfnLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, defaults := range map[string]map[string]string{
-		"as written":  nil,
-		"KMS custody": {"KeyCustody": "KMS"},
+		"as written":              nil,
+		"KMS custody":             {"KeyCustody": "KMS"},
+		"Parameter Store custody": {"KeyCustody": "ParameterStore"},
+		"adopting a hotsock key":  {"KeyCustody": "ParameterStore", "AdoptKey": `"ssm:` + hotsockKeyParameter + `"`},
+		"adopting a KMS key":      {"KeyCustody": "KMS", "AdoptKey": `"kms:` + adoptedKMSKey + `"`},
+		"Parameter Store custody, every option": {
+			"KeyCustody":                 "ParameterStore",
+			"AdoptKey":                   `"ssm:` + hotsockKeyParameter + `"`,
+			"AdoptKid":                   "hotsock-key-1",
+			"BreakGlassRoleArn":          "arn:aws:iam::123456789012:role/break-glass",
+			"SecretKmsKeyArn":            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"SignerReservedConcurrency":  `"50"`,
+			"RotatorReservedConcurrency": `"2"`,
+			"IssuerUrl":                  "https://id.example.com/tenant",
+			"CustomDomainName":           "id.example.com",
+			"CertificateArn":             "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"AllowedAudiences":           "hotsock,chat",
+			"IamOidcProviderAudiences":   "hotsock,sts.amazonaws.com",
+		},
 		"every option": {
 			"KeyCustody":                 "KMS",
+			"AdoptKey":                   `"kms:` + adoptedKMSKey + `"`,
+			"AdoptKid":                   "hotsock-key-1",
 			"BreakGlassRoleArn":          "arn:aws:iam::123456789012:role/break-glass",
 			"SecretKmsKeyArn":            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 			"SignerReservedConcurrency":  `"50"`,
@@ -415,6 +434,9 @@ func TestParameters(t *testing.T) {
 		"CertificateArn":           "",
 		"AllowedAudiences":         "",
 		"IamOidcProviderAudiences": "",
+		// Nothing adopted unless asked.
+		"AdoptKey": "",
+		"AdoptKid": "",
 	}
 	for name, def := range want {
 		p := getObj(tpl, "Parameters", name)
@@ -441,7 +463,7 @@ func TestParameters(t *testing.T) {
 	if got := strs(get(tpl, "Parameters", "KeyAlgorithm", "AllowedValues")); !slices.Equal(sorted(got), []string{"ES256", "ES384", "RS256"}) {
 		t.Errorf("KeyAlgorithm AllowedValues = %v", got)
 	}
-	if got := strs(get(tpl, "Parameters", "KeyCustody", "AllowedValues")); !slices.Equal(sorted(got), []string{"KMS", "SecretsManager"}) {
+	if got := strs(get(tpl, "Parameters", "KeyCustody", "AllowedValues")); !slices.Equal(sorted(got), []string{"KMS", "ParameterStore", "SecretsManager"}) {
 		t.Errorf("KeyCustody AllowedValues = %v", got)
 	}
 	bounds := map[string][2]float64{
@@ -532,14 +554,16 @@ func TestFunctions(t *testing.T) {
 		"MAX_BATCH_KMS":            "KmsMaxBatch",
 		"ISSUER_URL":               "IssuerUrl",
 		"ALLOWED_AUDIENCES":        "AllowedAudiences",
+		"ADOPT_KEY":                "AdoptKey",
+		"ADOPT_KID":                "AdoptKid",
 	}
 	wantEnv := map[string][]string{
 		"SignerFunction": {"SECRET_ID", "MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "CLOCK_SKEW_SECONDS", "KEY_CUSTODY",
-			"MAX_CLAIMS_BYTES", "MAX_BATCH_KMS", "ISSUER_URL", "ALLOWED_AUDIENCES"},
+			"MAX_CLAIMS_BYTES", "MAX_BATCH_KMS", "ISSUER_URL", "ALLOWED_AUDIENCES", "SIGNING_KEY_PARAMETER"},
 		"RotatorFunction": {"SECRET_ID", "JWKS_BUCKET", "JWKS_KEY", "JWKS_MAX_AGE_SECONDS", "KEY_ALGORITHM",
 			"KEY_CUSTODY", "ACTIVATION_GRACE_SECONDS", "RETIREMENT_GRACE_SECONDS", "CLOCK_SKEW_SECONDS",
 			"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "KMS_DELETION_WINDOW_DAYS", "SIGNER_ROLE_ARN", "ROTATOR_ROLE_ARN",
-			"ISSUER_URL", "DISCOVERY_KEY"},
+			"ISSUER_URL", "DISCOVERY_KEY", "SIGNING_KEY_PARAMETER", "ADOPT_KEY", "ADOPT_KID"},
 	}
 	for function, vars := range wantEnv {
 		fn := resource(t, tpl, function, "AWS::Serverless::Function")
@@ -609,7 +633,7 @@ func TestSignerRoleIsReadOnly(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	ss := roleOf(t, tpl, "SignerFunction")
-	allowed := []string{"secretsmanager:GetSecretValue", "kms:Sign", "kms:Decrypt", "logs:CreateLogStream", "logs:PutLogEvents"}
+	allowed := []string{"secretsmanager:GetSecretValue", "ssm:GetParameter", "kms:Sign", "kms:Decrypt", "logs:CreateLogStream", "logs:PutLogEvents"}
 	for _, s := range ss {
 		if s.effect != "Allow" {
 			continue
@@ -635,6 +659,10 @@ func TestSignerRoleIsReadOnly(t *testing.T) {
 		t.Fatal("the signer cannot read its secret")
 	}
 	for _, s := range reads {
+		// Parameter Store custody reads the parameter alone (custody_test.go).
+		if s.onlyIf != "SignerReadsSecret" {
+			t.Errorf("signer GetSecretValue statement %q is gated on %q, want SignerReadsSecret", s.sid, s.onlyIf)
+		}
 		if !isRef(s.raw["Resource"], "KeySecret") {
 			t.Errorf("signer GetSecretValue Resource = %#v, want only !Ref KeySecret", s.raw["Resource"])
 		}
@@ -648,11 +676,21 @@ func TestSignerRoleIsReadOnly(t *testing.T) {
 		t.Error("the signer cannot sign with KMS keys under KMS custody")
 	}
 	for _, s := range sign {
+		if s.onlyIf == "AdoptsKmsKey" {
+			continue // the adopted key, named alone (custody_test.go)
+		}
 		if s.onlyIf != "IsKms" {
 			t.Errorf("signer kms:Sign statement %q is not gated on IsKms", s.sid)
 		}
 		if !isRef(conditionValue(s, "StringEquals", "aws:ResourceTag/jwks-issuer:stack"), "AWS::StackName") {
 			t.Errorf("signer kms:Sign statement %q is not limited to keys tagged jwks-issuer:stack = the stack name", s.sid)
+		}
+	}
+	for _, s := range ss {
+		for _, a := range s.actions {
+			if strings.HasPrefix(a, "ssm:") && s.onlyIf != "IsParameterStore" {
+				t.Errorf("signer statement %q grants %s without the IsParameterStore condition", s.sid, a)
+			}
 		}
 	}
 }
@@ -682,8 +720,11 @@ func TestRotatorRole(t *testing.T) {
 			if strings.HasPrefix(a, "secretsmanager:") && !isRef(s.raw["Resource"], "KeySecret") {
 				t.Errorf("rotator statement %q: %s on %#v, want only !Ref KeySecret", s.sid, a, s.raw["Resource"])
 			}
-			if strings.HasPrefix(a, "kms:") && s.onlyIf != "IsKms" && s.onlyIf != "HasSecretKmsKey" {
-				t.Errorf("rotator statement %q grants %s without the IsKms (or HasSecretKmsKey) condition", s.sid, a)
+			if strings.HasPrefix(a, "kms:") && s.onlyIf != "IsKms" && s.onlyIf != "HasSecretKmsKey" && s.onlyIf != "AdoptsKmsKey" {
+				t.Errorf("rotator statement %q grants %s without the IsKms (or HasSecretKmsKey, AdoptsKmsKey) condition", s.sid, a)
+			}
+			if strings.HasPrefix(a, "ssm:") && s.onlyIf != "IsParameterStore" && s.onlyIf != "IsAdoptSsm" {
+				t.Errorf("rotator statement %q grants %s without the IsParameterStore (or IsAdoptSsm) condition", s.sid, a)
 			}
 			if strings.HasPrefix(a, "s3:") {
 				for _, r := range resourcesOf(s.raw["Resource"]) {
@@ -701,6 +742,9 @@ func TestRotatorRole(t *testing.T) {
 			t.Errorf("the rotator lacks %s", a)
 		}
 		for _, s := range got {
+			if s.onlyIf == "AdoptsKmsKey" {
+				continue // the adopted key, named alone (custody_test.go)
+			}
 			if !isRef(conditionValue(s, "StringEquals", "aws:ResourceTag/jwks-issuer:stack"), "AWS::StackName") {
 				t.Errorf("rotator %s (statement %q) is not limited to keys tagged with the stack name", a, s.sid)
 			}
