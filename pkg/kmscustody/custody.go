@@ -314,58 +314,71 @@ func (c *Custody) Tidy(ctx context.Context, live, revoked, dropped []string) err
 	}
 	var errs []error
 	for _, ref := range revoked {
-		id := store.BareKeyID(ref)
-		keep[id] = true // disabled, not deleted, while the record lists it
-		k, ok := byID[id]
-		if !ok {
-			if _, err := c.api.DescribeKey(ctx, ref); errors.Is(err, store.ErrKeyNotFound) {
-				continue // deleted already
-			}
-			c.log.Warn("a revoked signing key's KMS key does not carry this stack's tag: not disabling it; "+
-				"disable it by hand", "key", ref)
-			continue
+		keep[store.BareKeyID(ref)] = true // disabled, not deleted, while the record lists it
+		if err := c.disableRevoked(ctx, ref, byID); err != nil {
+			errs = append(errs, err)
 		}
-		if k.State != store.KeyEnabled {
-			continue
-		}
-		mine, err := c.made(ctx, k)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("revoked KMS key %s: %w", k.ARN, err))
-			continue
-		}
-		if !mine && !c.mayDisable(k) {
-			c.log.Warn("a revoked signing key's KMS key lacks the tags this rotator writes: not disabling it; "+
-				"disable it by hand", "key", k.ARN)
-			continue
-		}
-		if err := c.api.DisableKey(ctx, k.ID); err != nil {
-			errs = append(errs, fmt.Errorf("disable revoked KMS key %s: %w", k.ARN, err))
-			continue
-		}
-		c.log.Warn("disabled the KMS key of a revoked signing key", "key", k.ARN, "kid", k.Tags[TagKid])
 	}
 	cutoff := c.now().Add(-OrphanAge)
 	for _, k := range ours {
 		if keep[k.ID] || (!gone[k.ID] && k.Created.After(cutoff)) || (k.State != store.KeyEnabled && k.State != store.KeyDisabled) {
 			continue
 		}
-		mine, err := c.made(ctx, k)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("KMS key %s: %w", k.ARN, err))
-			continue
+		if err := c.deleteUnneeded(ctx, k, gone[k.ID]); err != nil {
+			errs = append(errs, err)
 		}
-		if !mine {
-			c.log.Info("not scheduling the deletion of a KMS key this rotator cannot prove it made "+
-				"(made by someone else, or before keys carried their own policy): delete it by hand if it is not needed",
-				"key", k.ARN, "kid", k.Tags[TagKid], "dropped", gone[k.ID])
-			continue
-		}
-		if err := c.api.ScheduleKeyDeletion(ctx, k.ID, c.window); err != nil {
-			errs = append(errs, fmt.Errorf("schedule deletion of KMS key %s: %w", k.ARN, err))
-			continue
-		}
-		c.log.Info("scheduled the deletion of a KMS key the secret no longer needs",
-			"key", k.ARN, "kid", k.Tags[TagKid], "was", k.State, "window_days", c.window)
 	}
 	return errors.Join(errs...)
+}
+
+// disableRevoked disables the KMS key of a revoked signing key, if it is
+// this custody's to disable (see Tidy).
+func (c *Custody) disableRevoked(ctx context.Context, ref string, byID map[string]store.KeyInfo) error {
+	k, ok := byID[store.BareKeyID(ref)]
+	if !ok {
+		if _, err := c.api.DescribeKey(ctx, ref); errors.Is(err, store.ErrKeyNotFound) {
+			return nil // deleted already
+		}
+		c.log.Warn("a revoked signing key's KMS key does not carry this stack's tag: not disabling it; "+
+			"disable it by hand", "key", ref)
+		return nil
+	}
+	if k.State != store.KeyEnabled {
+		return nil
+	}
+	mine, err := c.made(ctx, k)
+	if err != nil {
+		return fmt.Errorf("revoked KMS key %s: %w", k.ARN, err)
+	}
+	if !mine && !c.mayDisable(k) {
+		c.log.Warn("a revoked signing key's KMS key lacks the tags this rotator writes: not disabling it; "+
+			"disable it by hand", "key", k.ARN)
+		return nil
+	}
+	if err := c.api.DisableKey(ctx, k.ID); err != nil {
+		return fmt.Errorf("disable revoked KMS key %s: %w", k.ARN, err)
+	}
+	c.log.Warn("disabled the KMS key of a revoked signing key", "key", k.ARN, "kid", k.Tags[TagKid])
+	return nil
+}
+
+// deleteUnneeded schedules the deletion of a key the secret no longer
+// needs, if this custody can prove it made it (see Tidy).
+func (c *Custody) deleteUnneeded(ctx context.Context, k store.KeyInfo, dropped bool) error {
+	mine, err := c.made(ctx, k)
+	if err != nil {
+		return fmt.Errorf("KMS key %s: %w", k.ARN, err)
+	}
+	if !mine {
+		c.log.Info("not scheduling the deletion of a KMS key this rotator cannot prove it made "+
+			"(made by someone else, or before keys carried their own policy): delete it by hand if it is not needed",
+			"key", k.ARN, "kid", k.Tags[TagKid], "dropped", dropped)
+		return nil
+	}
+	if err := c.api.ScheduleKeyDeletion(ctx, k.ID, c.window); err != nil {
+		return fmt.Errorf("schedule deletion of KMS key %s: %w", k.ARN, err)
+	}
+	c.log.Info("scheduled the deletion of a KMS key the secret no longer needs",
+		"key", k.ARN, "kid", k.Tags[TagKid], "was", k.State, "window_days", c.window)
+	return nil
 }
