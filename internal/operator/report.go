@@ -43,6 +43,9 @@ type report struct {
 	Rotation   rotationInfo `json:"rotation"`
 	Settings   []setting    `json:"settings"`
 	Warnings   []string     `json:"warnings,omitempty"`
+	// Limited: the secret's values could not be read, and the report is
+	// what its labels, tags and the published documents tell.
+	Limited bool `json:"limited,omitempty"`
 
 	state     lifecycle.State
 	timeline  []lifecycle.KeyTimeline
@@ -94,15 +97,18 @@ type rotationInfo struct {
 
 // gather reads the secret and everything published, and runs the checks.
 func (r *runner) gather(ctx context.Context, c *clients, t *target) (*report, error) {
-	snap, err := readSnapshot(ctx, c, t.secretID)
+	snap, limited, err := readState(ctx, c, t.secretID)
 	if err != nil {
 		return nil, fmt.Errorf("read the secret %s: %w", t.secretID, err)
 	}
 	now := r.now()
 	rep := &report{Stack: t.stack, Secret: t.secretID, At: now.UTC(), Settings: t.settings, Warnings: t.warnings,
-		state: snap.state}
+		state: snap.state, Limited: limited}
 	rep.timeline = lifecycle.Timeline(snap.state, t.cfg.Lifecycle, now)
 	rep.Rotation = rotationOf(t)
+	if limited {
+		return r.gatherLimited(ctx, c, t, rep, snap, now), nil
+	}
 
 	want := lifecycle.KeySet(snap.state, t.cfg.Lifecycle, now)
 	jwksCheck, storedSet := r.checkJWKS(ctx, c, t, rep, want, now)
@@ -390,6 +396,9 @@ func checkPending(snap snapshot, t *target) check {
 		return ck
 	}
 	ck.Summary = fmt.Sprintf("a rotation was started (AWSPENDING on version %s) and its createSecret has not written the pending record", pending)
+	if snap.limited {
+		ck.Summary = fmt.Sprintf("a rotation is in progress or stopped: AWSPENDING is on version %s (its record is not readable)", pending)
+	}
 	ck.Next = "if it is running, wait and look again; if it failed, read the rotator's log (" + first(t.logGroup, "its log group") +
 		"), then " + finish
 	return ck
@@ -643,4 +652,105 @@ func oneLine(b []byte) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// gatherLimited is the report when the secret's values may not be read:
+// CURRENT and NEXT come from the tags, the other published keys are listed
+// without their times, and the key set is checked for what can be known
+// (CURRENT and NEXT are there, no revoked kid is, the headers).
+func (r *runner) gatherLimited(ctx context.Context, c *clients, t *target, rep *report, snap snapshot, now time.Time) *report {
+	rep.Warnings = append(rep.Warnings, limitedNote)
+	ck := check{Name: "jwks"}
+	var stored []byte
+	where := "s3://" + t.cfg.Bucket + "/" + t.cfg.Key
+	obj, err := s3store.NewObject(c.s3, t.cfg.Bucket, t.cfg.Key).Get(ctx)
+	switch {
+	case !t.bucketKnown:
+		ck.Status, ck.Summary, ck.Next = statusUnknown, "the bucket is not known", "pass --stack NAME or --bucket BUCKET"
+	case errors.Is(err, store.ErrNotFound):
+		ck.Status, ck.Summary, ck.Next = statusProblem, "drift: "+where+" is missing; verifiers cannot fetch the key set", republishHint(t)
+		rep.published = []keys.JWK{}
+	case err != nil:
+		ck.Status, ck.Summary, ck.Next = statusUnknown, fmt.Sprintf("could not read %s: %v", where, err), hintFor(err)
+	default:
+		stored = obj.Body
+		ck = r.limitedKeySet(t, rep, obj, where)
+	}
+	rep.Checks = append(rep.Checks, ck)
+	if u := t.jwksURL; u != "" && stored != nil {
+		rep.Checks = append(rep.Checks, r.checkURL(ctx, "jwks-url", u, stored, stored, t.cfg.Lifecycle.JWKSMaxAge, t))
+	}
+	if !t.cfg.Issuer.IsZero() && rep.published != nil {
+		doc := oidc.NewDiscovery(t.cfg.Issuer, t.cfg.JWKSURL, algorithms(rep.published)).Marshal()
+		discoveryCheck, storedDoc := r.checkDiscovery(ctx, c, t, doc)
+		rep.Checks = append(rep.Checks, discoveryCheck, r.checkURL(ctx, "discovery-url",
+			t.cfg.Issuer.String()+"/"+oidc.DiscoveryName, doc, storedDoc, t.cfg.Lifecycle.JWKSMaxAge, t))
+	}
+	rep.Checks = append(rep.Checks, checkPending(snap, t), checkEmergency(snap, t))
+	promotion := checkPromotion(snap.state, t, now)
+	rep.Checks = append(rep.Checks, promotion, checkSchedule(snap.state, t, rep.Rotation, promotion, now),
+		check{Name: "records", Status: statusInfo,
+			Summary: "the secret's values are not readable by this identity: retired keys' times, custody and KMS states are not shown",
+			Next:    "run as the break-glass role for the full report (docs/runbook.md, Acting as the break-glass role)"})
+	rep.Keys = rows(rep.timeline, rep.published, nil)
+	for i := range rep.Keys {
+		rep.Keys[i].Custody = "unknown"
+	}
+	rep.settle()
+	return rep
+}
+
+// limitedKeySet checks the stored key set against what the tags tell, and
+// adds its other keys to the timeline as RETIRED, times unknown.
+func (r *runner) limitedKeySet(t *target, rep *report, obj store.Object, where string) check {
+	ck := check{Name: "jwks"}
+	set, err := keys.ParseSet(obj.Body)
+	if err != nil {
+		ck.Status, ck.Summary, ck.Next = statusProblem, fmt.Sprintf("drift: %s does not parse as a key set: %v", where, err), republishHint(t)
+		return ck
+	}
+	rep.published = set.Keys
+	var problems []string
+	known := map[string]bool{}
+	for i := range rep.timeline {
+		k := &rep.timeline[i]
+		known[k.Kid] = true
+		j, in := set.Find(k.Kid)
+		k.InKeySet = in && k.Role != lifecycle.RoleRevoked
+		if in {
+			k.Alg = j.Alg
+		}
+		switch {
+		case k.Role == lifecycle.RoleRevoked && in:
+			problems = append(problems, fmt.Sprintf("extra %s: REVOKED at %s, still published", k.Kid, stamp(k.Retired)))
+		case k.Role != lifecycle.RoleRevoked && !in:
+			problems = append(problems, fmt.Sprintf("missing %s (%s): tokens it signs or signed are rejected", k.Kid, k.Role))
+		}
+	}
+	var others []string
+	for _, j := range set.Keys {
+		if !known[j.Kid] {
+			others = append(others, j.Kid)
+			rep.timeline = append(rep.timeline, lifecycle.KeyTimeline{Kid: j.Kid, Alg: j.Alg, Role: lifecycle.RoleRetired, InKeySet: true})
+		}
+	}
+	cacheControl := fmt.Sprintf("public, max-age=%d", int64(t.cfg.Lifecycle.JWKSMaxAge/time.Second))
+	if obj.CacheControl != cacheControl {
+		problems = append(problems, fmt.Sprintf("Cache-Control is %q, the rotator writes %q", obj.CacheControl, cacheControl))
+	}
+	if obj.ContentType != "application/json" {
+		problems = append(problems, fmt.Sprintf("Content-Type is %q, the rotator writes \"application/json\"", obj.ContentType))
+	}
+	ck.Details = problems
+	if len(others) > 0 {
+		ck.Details = append(ck.Details, fmt.Sprintf("%s: neither CURRENT nor NEXT; whether each is inside its retention "+
+			"needs the records", strings.Join(others, ", ")))
+	}
+	if len(problems) > 0 {
+		ck.Status, ck.Summary, ck.Next = statusProblem, "drift: "+where+" lacks what the secret's labels and tags call for", republishHint(t)
+		return ck
+	}
+	ck.Status = statusOK
+	ck.Summary = fmt.Sprintf("%s holds CURRENT and NEXT, and %d other key(s)", where, len(others))
+	return ck
 }

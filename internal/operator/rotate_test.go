@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -290,9 +291,35 @@ func TestWithoutValues(t *testing.T) {
 	s.rotate(t)
 	before, _ := s.secretState(t)
 	s.denyValues.Store(true)
-	code, out := s.run(t, "", "status", "--stack", s.stackName)
+	code, out := s.run(t, "", "status", "--json", "--stack", s.stackName)
+	var rep report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if code != ExitOK || !rep.Limited || find(rep.Checks, "records").Status != statusInfo {
+		t.Errorf("status: exit %d, limited %v, want %d and a limited report:\n%s", code, rep.Limited, ExitOK, out)
+	}
+	// What the tags and the published key set tell: CURRENT, NEXT, and the
+	// retired key without its times.
+	want := []string{before.Current.Kid + " CURRENT", before.Next.Kid + " NEXT", before.Current.Retired[0].JWK.Kid + " RETIRED"}
+	var got []string
+	for _, k := range rep.Keys {
+		got = append(got, k.Kid+" "+k.State)
+		if k.State == "RETIRED" && (k.RetiredAt != nil || k.LeavesJWKSAfter != nil) {
+			t.Errorf("a retired key's times are shown without its record: %+v", k)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("limited status lists %v, want %v", got, want)
+	}
+	for _, c := range rep.Checks {
+		if c.Status != statusOK && c.Name != "records" {
+			t.Errorf("check %s is %s: %s %v", c.Name, c.Status, c.Summary, c.Details)
+		}
+	}
+	code, out = s.run(t, "", "timeline", "--stack", s.stackName)
 	if code != ExitUnreadable || !strings.Contains(out, "run this as that role") {
-		t.Errorf("status: exit %d, want %d and the break-glass hint:\n%s", code, ExitUnreadable, out)
+		t.Errorf("timeline: exit %d, want %d and the break-glass hint:\n%s", code, ExitUnreadable, out)
 	}
 	code, out = s.run(t, "", "emergency", "--stack", s.stackName, "--yes")
 	s.steps.Wait()

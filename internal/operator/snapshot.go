@@ -21,8 +21,11 @@ type snapshot struct {
 	state lifecycle.State
 	// pendingEmpty: AWSPENDING is on a version other than AWSCURRENT that
 	// holds no key record yet (a rotation Secrets Manager has started and
-	// whose createSecret has not written it).
+	// whose createSecret has not written it), or, limited, whose record
+	// could not be read.
 	pendingEmpty bool
+	// limited: the values could not be read; the state is the tags'.
+	limited bool
 }
 
 func readSnapshot(ctx context.Context, c *clients, secretID string) (snapshot, error) {
@@ -109,7 +112,7 @@ func readState(ctx context.Context, c *clients, secretID string) (snap snapshot,
 	}
 	pending := meta.Stages[store.StagePending]
 	return snapshot{meta: meta, state: lifecycle.NewState(stub(current), nil, stub(next), meta.Tags),
-		pendingEmpty: pending != "" && pending != meta.Stages[store.StageCurrent]}, true, nil
+		pendingEmpty: pending != "" && pending != meta.Stages[store.StageCurrent], limited: true}, true, nil
 }
 
 // latestTag is the kid of the latest time tag with prefix (other than

@@ -110,8 +110,11 @@ func writeKeys(w io.Writer, rep *report) {
 	var notes []string
 	for _, k := range rep.Keys {
 		custody := "secret"
-		if k.Custody == "kms" {
+		switch k.Custody {
+		case "kms":
 			custody = "kms"
+		case "unknown":
+			custody = "?"
 		}
 		signing := at(k.SigningSince, "?")
 		retired, leaves := at(k.RetiredAt, "?"), at(k.LeavesJWKSAfter, "?")
