@@ -325,8 +325,10 @@ func (r *reader) adoption(custody Custody) Adoption {
 		r.fail("ADOPT_KID is required: %s does not follow the hotsock jwt-issuer's layout "+
 			"(/jwt-issuer/stack/<name>/<uuid>/private-key) the kid is taken from", raw)
 	}
-	if strings.ContainsAny(a.Kid, " \t\n\"") || len(a.Kid) > 128 {
-		r.fail("ADOPT_KID is %q: must be at most 128 characters, without spaces or quotes", a.Kid)
+	// The kid becomes part of tag keys (jwks-issuer:published:<kid>), which
+	// AWS limits to 128 characters.
+	if strings.ContainsAny(a.Kid, " \t\n\"") || len(a.Kid) > 100 {
+		r.fail("ADOPT_KID is %q: must be at most 100 characters, without spaces or quotes", a.Kid)
 	}
 	return a
 }
