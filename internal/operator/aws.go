@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 
 	"jwks-issuer/pkg/store"
@@ -71,6 +72,7 @@ type clients struct {
 	lambda *lambda.Client
 	logs   *cloudwatchlogs.Client
 	kms    store.KMS
+	ssm    *ssm.Client
 }
 
 func (r *runner) clients(ctx context.Context) (*clients, error) {
@@ -86,6 +88,7 @@ func (r *runner) clients(ctx context.Context) (*clients, error) {
 		lambda: lambda.NewFromConfig(cfg),
 		logs:   cloudwatchlogs.NewFromConfig(cfg),
 		kms:    awsstore.NewKMS(awsstore.NewKMSClient(cfg)),
+		ssm:    awsstore.NewSSMClient(cfg),
 	}, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"jwks-issuer/internal/stack"
 	"jwks-issuer/internal/testenv"
@@ -155,6 +156,20 @@ func (f *fakeAWS) serve(w http.ResponseWriter, r *http.Request) {
 	case "secretsmanager.RotateSecret":
 		f.rotateSecret(w, r)
 		return
+	case "AmazonSSM.GetParameter":
+		// As IAM does for an operator without ssm:GetParameter on the
+		// signing-key parameter.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var in struct{ Name string }
+		_ = json.Unmarshal(body, &in)
+		if s := f.lookup("parameter:" + in.Name); s != nil && s.denyParameter.Load() {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"User: operator is not authorized to perform: `+
+				`ssm:GetParameter on resource: parameter%s because no identity-based policy allows the ssm:GetParameter action"}`, in.Name)
+			return
+		}
 	case "secretsmanager.GetSecretValue":
 		// As the template's resource policy does for an operator who is
 		// not the break-glass role.
@@ -277,10 +292,17 @@ type testStack struct {
 	// denyValues makes GetSecretValue through the proxy fail as the
 	// secret's resource policy makes it fail for operators.
 	denyValues atomic.Bool
-	logs       *cloudwatchlogs.Client
-	shipped    int
-	shipMu     sync.Mutex
-	steps      sync.WaitGroup
+	// denyParameter makes GetParameter of the signing-key parameter fail
+	// as IAM makes it fail for an identity without ssm:GetParameter.
+	denyParameter atomic.Bool
+	// parameter is SIGNING_KEY_PARAMETER (Parameter Store custody), and
+	// ssm reaches it in moto directly.
+	parameter string
+	ssm       *ssm.Client
+	logs      *cloudwatchlogs.Client
+	shipped   int
+	shipMu    sync.Mutex
+	steps     sync.WaitGroup
 }
 
 // compressed is a configuration where time does not hold rotations back.
@@ -324,6 +346,7 @@ func newStack(t *testing.T, env map[string]string, withStack bool) *testStack {
 	})
 	cfg := stack.Config(moto)
 	ts.logs = cloudwatchlogs.NewFromConfig(cfg)
+	ts.parameter, ts.ssm = vars["SIGNING_KEY_PARAMETER"], ssm.NewFromConfig(cfg)
 	shipping, stopShipping := context.WithCancel(context.Background())
 	shipped := make(chan struct{})
 	t.Cleanup(func() { stopShipping(); <-shipped })
@@ -354,7 +377,7 @@ func newStack(t *testing.T, env map[string]string, withStack bool) *testStack {
 	}
 	go func() { defer close(shipped); ts.shipLogs(shipping) }()
 	name := s.SecretARN[strings.LastIndex(s.SecretARN, ":")+1:]
-	proxy.register(ts, s.SecretARN, name[:strings.LastIndex(name, "-")], "function:"+ts.signerName)
+	proxy.register(ts, s.SecretARN, name[:strings.LastIndex(name, "-")], "function:"+ts.signerName, "parameter:"+ts.parameter)
 	if withStack {
 		ts.stackName = "jwks-issuer-" + randomHex(4)
 		outputs := map[string]string{
@@ -365,6 +388,9 @@ func newStack(t *testing.T, env map[string]string, withStack bool) *testStack {
 			"SignerFunctionArn":  "arn:aws:lambda:us-east-1:123456789012:function:" + ts.signerName,
 			"RotatorFunctionArn": ts.rotatorARN,
 			"DistributionId":     "EDFDVBD6EXAMPLE",
+		}
+		if ts.parameter != "" {
+			outputs["SigningKeyParameterName"] = ts.parameter
 		}
 		tmpl := map[string]any{"Resources": map[string]any{"Handle": map[string]any{"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
 		out := map[string]any{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
 	"jwks-issuer/pkg/oidc"
@@ -48,6 +49,7 @@ type report struct {
 	Limited bool `json:"limited,omitempty"`
 
 	state     lifecycle.State
+	readAt    time.Time // just before the secret was read
 	timeline  []lifecycle.KeyTimeline
 	published []keys.JWK // the S3 copy, when it parsed
 }
@@ -83,6 +85,9 @@ type check struct {
 	Details []string   `json:"details,omitempty"`
 	Next    string     `json:"next,omitempty"`
 	At      *time.Time `json:"at,omitempty"`
+	// Limited: this identity may not read the check's input; the check
+	// says so and does not count against the health.
+	Limited bool `json:"limited,omitempty"`
 }
 
 // rotationInfo is the secret's rotation configuration.
@@ -97,13 +102,14 @@ type rotationInfo struct {
 
 // gather reads the secret and everything published, and runs the checks.
 func (r *runner) gather(ctx context.Context, c *clients, t *target) (*report, error) {
+	readAt := r.now()
 	snap, limited, err := readState(ctx, c, t.secretID)
 	if err != nil {
 		return nil, fmt.Errorf("read the secret %s: %w", t.secretID, err)
 	}
 	now := r.now()
 	rep := &report{Stack: t.stack, Secret: t.secretID, At: now.UTC(), Settings: t.settings, Warnings: t.warnings,
-		state: snap.state, Limited: limited}
+		state: snap.state, readAt: readAt, Limited: limited}
 	rep.timeline = lifecycle.Timeline(snap.state, t.cfg.Lifecycle, now)
 	rep.Rotation = rotationOf(t)
 	if limited {
@@ -130,7 +136,10 @@ func (r *runner) gather(ctx context.Context, c *clients, t *target) (*report, er
 	if k, ok := r.checkKMS(ctx, c, snap.state, t, rep.timeline, now, kmsStates); ok {
 		rep.Checks = append(rep.Checks, k)
 	}
-	rep.Keys = rows(rep.timeline, rep.published, kmsStates)
+	if p, ok := r.checkParameter(ctx, c, t, rep); ok {
+		rep.Checks = append(rep.Checks, p)
+	}
+	rep.Keys = rows(rep.timeline, rep.published, kmsStates, t.cfg.Custody)
 	rep.settle()
 	return rep, nil
 }
@@ -176,11 +185,18 @@ func rotationOf(t *target) rotationInfo {
 }
 
 // rows is the key table: the timeline with custody, KMS states and what the
-// published copy holds.
-func rows(tl []lifecycle.KeyTimeline, published []keys.JWK, kmsStates map[string]string) []keyRow {
+// published copy holds. A key with a KMS key is in KMS custody whatever the
+// stack's custody is now (it was made under KMS custody); any other key's
+// private half is in the secret, and, under Parameter Store custody, the
+// signing key's also in the parameter: such keys carry the stack's custody.
+func rows(tl []lifecycle.KeyTimeline, published []keys.JWK, kmsStates map[string]string, custody envconfig.Custody) []keyRow {
+	inSecret := string(envconfig.CustodySecretsManager)
+	if custody == envconfig.CustodyParameterStore {
+		inSecret = string(envconfig.CustodyParameterStore)
+	}
 	var out []keyRow
 	for _, k := range tl {
-		row := keyRow{Kid: k.Kid, Alg: k.Alg, State: string(k.Role), Label: k.Label, Custody: "secretsmanager",
+		row := keyRow{Kid: k.Kid, Alg: k.Alg, State: string(k.Role), Label: k.Label, Custody: inSecret,
 			KMSKeyID: k.KMSKeyID, Emergency: k.Emergency, Created: utc(k.Created), FirstPublished: utc(k.Published),
 			MayBePromotedAt: utc(k.Promotable), SigningSince: utc(k.SigningSince), RetiredAt: utc(k.Retired),
 			LeavesJWKSAfter: utc(k.Removal), InKeySet: k.InKeySet}
@@ -688,11 +704,15 @@ func (r *runner) gatherLimited(ctx context.Context, c *clients, t *target, rep *
 	}
 	rep.Checks = append(rep.Checks, checkPending(snap, t), checkEmergency(snap, t))
 	promotion := checkPromotion(snap.state, t, now)
-	rep.Checks = append(rep.Checks, promotion, checkSchedule(snap.state, t, rep.Rotation, promotion, now),
+	rep.Checks = append(rep.Checks, promotion, checkSchedule(snap.state, t, rep.Rotation, promotion, now))
+	if p, ok := r.checkParameter(ctx, c, t, rep); ok {
+		rep.Checks = append(rep.Checks, p)
+	}
+	rep.Checks = append(rep.Checks,
 		check{Name: "records", Status: statusInfo,
 			Summary: "the secret's values are not readable by this identity: retired keys' times, custody and KMS states are not shown",
 			Next:    "run as the break-glass role for the full report (docs/runbook.md, Acting as the break-glass role)"})
-	rep.Keys = rows(rep.timeline, rep.published, nil)
+	rep.Keys = rows(rep.timeline, rep.published, nil, t.cfg.Custody)
 	for i := range rep.Keys {
 		rep.Keys[i].Custody = "unknown"
 	}

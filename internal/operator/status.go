@@ -113,6 +113,8 @@ func writeKeys(w io.Writer, rep *report) {
 		switch k.Custody {
 		case "kms":
 			custody = "kms"
+		case "parameterstore":
+			custody = "parameter"
 		case "unknown":
 			custody = "?"
 		}

@@ -33,7 +33,7 @@ type targetFlags struct {
 var settingNames = []string{
 	"MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "JWKS_MAX_AGE_SECONDS",
 	"ACTIVATION_GRACE_SECONDS", "RETIREMENT_GRACE_SECONDS", "CLOCK_SKEW_SECONDS",
-	"KEY_CUSTODY", "KEY_ALGORITHM", "JWKS_BUCKET", "JWKS_KEY", "ISSUER_URL", "DISCOVERY_KEY",
+	"KEY_CUSTODY", "SIGNING_KEY_PARAMETER", "KEY_ALGORITHM", "JWKS_BUCKET", "JWKS_KEY", "ISSUER_URL", "DISCOVERY_KEY",
 }
 
 // Where a setting's value came from.
@@ -205,7 +205,8 @@ func (r *runner) readRotator(ctx context.Context, c *clients, t *target) {
 // environment over the stack's outputs over the default, read by the
 // rotator's own loader so that they mean what they mean to it.
 func (t *target) settle(flags map[string]string) error {
-	outputs := map[string]string{"JWKS_BUCKET": t.outputs["JwksBucketName"], "ISSUER_URL": t.outputs["IssuerUrl"]}
+	outputs := map[string]string{"JWKS_BUCKET": t.outputs["JwksBucketName"], "ISSUER_URL": t.outputs["IssuerUrl"],
+		"SIGNING_KEY_PARAMETER": t.outputs["SigningKeyParameterName"]}
 	source := map[string]string{}
 	getenv := func(name string) string {
 		if v, ok := flags[name]; ok {
@@ -258,6 +259,7 @@ func (t *target) settle(flags map[string]string) error {
 		"RETIREMENT_GRACE_SECONDS": secs(lc.RetirementGrace),
 		"CLOCK_SKEW_SECONDS":       secs(lc.ClockSkew),
 		"KEY_CUSTODY":              string(cfg.Custody),
+		"SIGNING_KEY_PARAMETER":    cfg.Parameter,
 		"KEY_ALGORITHM":            string(cfg.Algorithm),
 		"JWKS_BUCKET":              vars["JWKS_BUCKET"],
 		"JWKS_KEY":                 cfg.Key,
@@ -268,6 +270,9 @@ func (t *target) settle(flags map[string]string) error {
 		values["DISCOVERY_KEY"] = ""
 	}
 	for _, n := range settingNames {
+		if n == "SIGNING_KEY_PARAMETER" && cfg.Custody != envconfig.CustodyParameterStore {
+			continue // only Parameter Store custody has the parameter
+		}
 		src := source[n]
 		if src == "" {
 			src = fromDefault
