@@ -42,45 +42,21 @@ const DefaultClockSkew = 60 * time.Second
 func Load(getenv func(string) string) (Settings, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	var s Settings
-	issuer, jwksURL := get("ISSUER_URL"), get("JWKS_URL")
-	for _, u := range []struct{ name, value string }{{"ISSUER_URL", issuer}, {"JWKS_URL", jwksURL}} {
-		if u.value == "" {
-			continue
-		}
-		if err := verify.CheckURL(u.value); err != nil {
-			return s, fmt.Errorf("%s is %q: %v", u.name, u.value, err)
-		}
-	}
-	if issuer == "" && jwksURL == "" {
-		return s, fmt.Errorf("ISSUER_URL (the issuer, whose discovery document names the key set) or JWKS_URL (the key set) is required")
-	}
-	audiences, err := list(get, "ALLOWED_AUDIENCES")
+	issuer, jwksURL, err := loadSource(get)
 	if err != nil {
 		return s, err
 	}
-	if len(audiences) == 0 {
-		return s, fmt.Errorf("ALLOWED_AUDIENCES is required: without it, a token the issuer minted for any other service would pass")
-	}
-	algs, err := list(get, "ALLOWED_ALGORITHMS")
+	audiences, err := loadAudiences(get)
 	if err != nil {
 		return s, err
 	}
-	if err := verify.CheckAlgorithms(algs); err != nil {
-		return s, fmt.Errorf("ALLOWED_ALGORITHMS: %v", err)
+	algs, err := loadAlgorithms(get, jwksURL)
+	if err != nil {
+		return s, err
 	}
-	if len(algs) == 0 && jwksURL != "" {
-		return s, fmt.Errorf("ALLOWED_ALGORITHMS is required with JWKS_URL: there is no discovery document to take the algorithms from")
-	}
-	skew := DefaultClockSkew
-	if v := get("CLOCK_SKEW_SECONDS"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		switch {
-		case err != nil:
-			return s, fmt.Errorf("CLOCK_SKEW_SECONDS is %q, must be a whole number", v)
-		case n < 0 || n > 3600:
-			return s, fmt.Errorf("CLOCK_SKEW_SECONDS is %d, must be 0 to 3600", n)
-		}
-		skew = time.Duration(n) * time.Second
+	skew, err := loadClockSkew(get)
+	if err != nil {
+		return s, err
 	}
 	claims, err := list(get, "CONTEXT_CLAIMS")
 	if err != nil {
@@ -93,6 +69,67 @@ func Load(getenv func(string) string) (Settings, error) {
 	s.RequiredScopes = strings.Fields(get("REQUIRED_SCOPES"))
 	s.ContextClaims = claims
 	return s, nil
+}
+
+// loadSource reads ISSUER_URL and JWKS_URL: either is enough, and each that
+// is set must be a URL the verifier fetches from.
+func loadSource(get func(string) string) (issuer, jwksURL string, err error) {
+	issuer, jwksURL = get("ISSUER_URL"), get("JWKS_URL")
+	for _, u := range []struct{ name, value string }{{"ISSUER_URL", issuer}, {"JWKS_URL", jwksURL}} {
+		if u.value == "" {
+			continue
+		}
+		if err := verify.CheckURL(u.value); err != nil {
+			return "", "", fmt.Errorf("%s is %q: %v", u.name, u.value, err)
+		}
+	}
+	if issuer == "" && jwksURL == "" {
+		return "", "", fmt.Errorf("ISSUER_URL (the issuer, whose discovery document names the key set) or JWKS_URL (the key set) is required")
+	}
+	return issuer, jwksURL, nil
+}
+
+// loadAudiences reads ALLOWED_AUDIENCES, which is required.
+func loadAudiences(get func(string) string) ([]string, error) {
+	audiences, err := list(get, "ALLOWED_AUDIENCES")
+	if err != nil {
+		return nil, err
+	}
+	if len(audiences) == 0 {
+		return nil, fmt.Errorf("ALLOWED_AUDIENCES is required: without it, a token the issuer minted for any other service would pass")
+	}
+	return audiences, nil
+}
+
+// loadAlgorithms reads ALLOWED_ALGORITHMS, which is required with JWKS_URL.
+func loadAlgorithms(get func(string) string, jwksURL string) ([]string, error) {
+	algs, err := list(get, "ALLOWED_ALGORITHMS")
+	if err != nil {
+		return nil, err
+	}
+	if err := verify.CheckAlgorithms(algs); err != nil {
+		return nil, fmt.Errorf("ALLOWED_ALGORITHMS: %v", err)
+	}
+	if len(algs) == 0 && jwksURL != "" {
+		return nil, fmt.Errorf("ALLOWED_ALGORITHMS is required with JWKS_URL: there is no discovery document to take the algorithms from")
+	}
+	return algs, nil
+}
+
+// loadClockSkew reads CLOCK_SKEW_SECONDS, DefaultClockSkew when unset.
+func loadClockSkew(get func(string) string) (time.Duration, error) {
+	v := get("CLOCK_SKEW_SECONDS")
+	if v == "" {
+		return DefaultClockSkew, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("CLOCK_SKEW_SECONDS is %q, must be a whole number", v)
+	case n < 0 || n > 3600:
+		return 0, fmt.Errorf("CLOCK_SKEW_SECONDS is %d, must be 0 to 3600", n)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // list reads a comma-separated list; empty entries and repeats are refused.

@@ -88,67 +88,116 @@ type settings struct {
 	algs         algSet // zero: from the discovery document
 }
 
+// check refuses a Config that cannot verify tokens safely, and applies the
+// defaults. The checks run in order and the first failure is returned; s
+// holds what the checks before it set.
 func (c Config) check() (settings, error) {
 	s := settings{Config: c}
-	if c.Issuer == "" && c.JWKSURL == "" {
-		return s, errors.New("verify: an issuer URL or a key set URL is required")
-	}
-	if c.Issuer != "" {
-		if err := checkURL(c.Issuer); err != nil {
-			return s, fmt.Errorf("verify: issuer %q: %w", c.Issuer, err)
+	for _, step := range configChecks {
+		if err := step(&s); err != nil {
+			return s, err
 		}
 	}
-	if c.JWKSURL != "" {
-		if err := checkURL(c.JWKSURL); err != nil {
-			return s, fmt.Errorf("verify: key set URL %q: %w", c.JWKSURL, err)
-		}
-	} else {
-		s.discoveryURL = strings.TrimSuffix(c.Issuer, "/") + "/.well-known/openid-configuration"
+	s.applyDefaults()
+	return s, nil
+}
+
+// configChecks are the checks of a Config, in the order their errors take
+// precedence.
+var configChecks = []func(*settings) error{
+	(*settings).checkSource,
+	(*settings).checkAudiences,
+	(*settings).checkAlgorithms,
+	(*settings).checkNotNegative,
+}
+
+// checkSource requires an issuer or a key set URL, each safe to fetch
+// from, and finds the discovery document when no key set URL is given.
+func (s *settings) checkSource() error {
+	if s.Issuer == "" && s.JWKSURL == "" {
+		return errors.New("verify: an issuer URL or a key set URL is required")
 	}
-	if len(c.Audiences) == 0 {
-		return s, errors.New("verify: at least one audience is required: without an aud check, a token minted for any other service of this issuer would pass")
+	if s.Issuer != "" {
+		if err := checkURL(s.Issuer); err != nil {
+			return fmt.Errorf("verify: issuer %q: %w", s.Issuer, err)
+		}
+	}
+	if s.JWKSURL != "" {
+		if err := checkURL(s.JWKSURL); err != nil {
+			return fmt.Errorf("verify: key set URL %q: %w", s.JWKSURL, err)
+		}
+		return nil
+	}
+	s.discoveryURL = strings.TrimSuffix(s.Issuer, "/") + "/.well-known/openid-configuration"
+	return nil
+}
+
+// checkAudiences requires at least one audience, none empty, and makes the
+// set tokens' aud is looked up in.
+func (s *settings) checkAudiences() error {
+	if len(s.Audiences) == 0 {
+		return errors.New("verify: at least one audience is required: without an aud check, a token minted for any other service of this issuer would pass")
 	}
 	s.audiences = map[string]struct{}{}
-	for _, a := range c.Audiences {
+	for _, a := range s.Audiences {
 		if a == "" {
-			return s, errors.New("verify: an audience is empty")
+			return errors.New("verify: an audience is empty")
 		}
 		s.audiences[a] = struct{}{}
 	}
-	if len(c.Algorithms) > 0 {
-		algs, err := parseAlgs(c.Algorithms, true)
-		if err != nil {
-			return s, fmt.Errorf("verify: %w", err)
+	return nil
+}
+
+// checkAlgorithms reads the configured algorithms, which are required when
+// there is no discovery document to take them from.
+func (s *settings) checkAlgorithms() error {
+	if len(s.Algorithms) == 0 {
+		if s.JWKSURL != "" {
+			return errors.New("verify: algorithms are required with a key set URL: there is no discovery document to take them from")
 		}
-		s.algs = algs
-	} else if c.JWKSURL != "" {
-		return s, errors.New("verify: algorithms are required with a key set URL: there is no discovery document to take them from")
+		return nil
 	}
+	algs, err := parseAlgs(s.Algorithms, true)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	s.algs = algs
+	return nil
+}
+
+// checkNotNegative refuses a negative duration or size where zero means
+// the default. StaleIfError is not among them: negative means never.
+func (s *settings) checkNotNegative() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"clock skew", c.ClockSkew}, {"max cache age", c.MaxCacheAge}, {"refetch interval", c.RefetchInterval}, {"fetch timeout", c.FetchTimeout}} {
+	}{{"clock skew", s.ClockSkew}, {"max cache age", s.MaxCacheAge}, {"refetch interval", s.RefetchInterval}, {"fetch timeout", s.FetchTimeout}} {
 		if d.v < 0 {
-			return s, fmt.Errorf("verify: %s is %v, must not be negative", d.name, d.v)
+			return fmt.Errorf("verify: %s is %v, must not be negative", d.name, d.v)
 		}
 	}
-	if c.MaxTokenBytes < 0 {
-		return s, fmt.Errorf("verify: max token bytes is %d, must not be negative", c.MaxTokenBytes)
+	if s.MaxTokenBytes < 0 {
+		return fmt.Errorf("verify: max token bytes is %d, must not be negative", s.MaxTokenBytes)
 	}
-	if s.MaxCacheAge == 0 {
-		s.MaxCacheAge = DefaultMaxCacheAge
-	}
-	if s.RefetchInterval == 0 {
-		s.RefetchInterval = DefaultRefetchInterval
+	return nil
+}
+
+// applyDefaults fills in the fields left zero. FetchTimeout comes before
+// the HTTP client made with it.
+func (s *settings) applyDefaults() {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&s.MaxCacheAge, DefaultMaxCacheAge}, {&s.RefetchInterval, DefaultRefetchInterval}, {&s.FetchTimeout, DefaultFetchTimeout}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	switch {
 	case s.StaleIfError == 0:
 		s.StaleIfError = DefaultStaleIfError
 	case s.StaleIfError < 0:
 		s.StaleIfError = 0
-	}
-	if s.FetchTimeout == 0 {
-		s.FetchTimeout = DefaultFetchTimeout
 	}
 	if s.MaxTokenBytes == 0 {
 		s.MaxTokenBytes = DefaultMaxTokenBytes
@@ -162,7 +211,6 @@ func (c Config) check() (settings, error) {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	return s, nil
 }
 
 // CheckURL says why raw cannot be an issuer or key set URL: it must be an

@@ -91,35 +91,21 @@ func (s *scanner) object(depth int, dst []member, keep bool) ([]member, error) {
 	var local [16][]byte
 	names := local[:0]
 	var long map[string]struct{}
-	s.skipSpace()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
-		s.pos++
+	if s.closes('}') {
 		return dst, nil
 	}
-	for {
-		s.skipSpace()
-		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-			return dst, errSyntax
-		}
-		raw, escaped, err := s.str()
+	for more := true; more; {
+		name, err := s.memberName()
 		if err != nil {
 			return dst, err
-		}
-		name := raw
-		if escaped {
-			off := len(s.bufs)
-			s.bufs = unescape(s.bufs, raw)
-			name = s.bufs[off:len(s.bufs):len(s.bufs)]
 		}
 		var fresh bool
 		if names, long, fresh = addName(names, long, name); !fresh {
 			return dst, errDuplicate
 		}
-		s.skipSpace()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return dst, errSyntax
+		if err := s.expect(':'); err != nil {
+			return dst, err
 		}
-		s.pos++
 		s.skipSpace()
 		start := s.pos
 		if err := s.value(depth + 1); err != nil {
@@ -128,20 +114,67 @@ func (s *scanner) object(depth int, dst []member, keep bool) ([]member, error) {
 		if keep {
 			dst = append(dst, member{name: name, value: s.data[start:s.pos]})
 		}
-		s.skipSpace()
-		if s.pos >= len(s.data) {
-			return dst, errSyntax
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return dst, nil
-		default:
-			return dst, errSyntax
+		if more, err = s.next('}'); err != nil {
+			return dst, err
 		}
 	}
+	return dst, nil
+}
+
+// memberName scans a member's name, after any space, and returns it decoded. A
+// name without escapes is returned in place; one with escapes is decoded
+// into s.bufs, capped so that a later append cannot overwrite it.
+func (s *scanner) memberName() ([]byte, error) {
+	s.skipSpace()
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, errSyntax
+	}
+	raw, escaped, err := s.str()
+	if err != nil || !escaped {
+		return raw, err
+	}
+	off := len(s.bufs)
+	s.bufs = unescape(s.bufs, raw)
+	return s.bufs[off:len(s.bufs):len(s.bufs)], nil
+}
+
+// expect consumes c, after any space: the ':' after a member's name.
+func (s *scanner) expect(c byte) error {
+	s.skipSpace()
+	if s.pos >= len(s.data) || s.data[s.pos] != c {
+		return errSyntax
+	}
+	s.pos++
+	return nil
+}
+
+// closes consumes end, after any space, if it is next: the '}' or ']' of
+// an empty object or array, which the loop over its elements would refuse.
+func (s *scanner) closes(end byte) bool {
+	s.skipSpace()
+	if s.pos < len(s.data) && s.data[s.pos] == end {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows an element of an object or array, after any
+// space: a ',' (true: another element follows) or end (false: the last).
+func (s *scanner) next(end byte) (bool, error) {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return false, errSyntax
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		return true, nil
+	case end:
+		s.pos++
+		return false, nil
+	}
+	return false, errSyntax
 }
 
 // addName adds name to the names of one object, and reports false if it is
@@ -202,30 +235,20 @@ func (s *scanner) array(depth int) error {
 		return errDepth
 	}
 	s.pos++ // '['
-	s.skipSpace()
-	if s.pos < len(s.data) && s.data[s.pos] == ']' {
-		s.pos++
+	if s.closes(']') {
 		return nil
 	}
-	for {
+	for more := true; more; {
 		s.skipSpace()
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.pos >= len(s.data) {
-			return errSyntax
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return nil
-		default:
-			return errSyntax
+		var err error
+		if more, err = s.next(']'); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 func (s *scanner) literal(word string) error {
@@ -236,46 +259,55 @@ func (s *scanner) literal(word string) error {
 	return nil
 }
 
-// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, leaving
+// s.pos where it was if the text at it is not a number.
 func (s *scanner) number() error {
-	d := s.data
-	i := s.pos
+	d, i := s.data, s.pos
 	if i < len(d) && d[i] == '-' {
 		i++
 	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	default:
+	i, ok := integerDigits(d, i)
+	if ok && i < len(d) && d[i] == '.' {
+		i, ok = digits(d, i+1)
+	}
+	if ok && i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i, ok = exponentDigits(d, i+1)
+	}
+	if !ok {
 		return errSyntax
-	}
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return errSyntax
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return errSyntax
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
 	}
 	s.pos = i
 	return nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// digits returns the end of the run of digits at d[i:], and false when
+// there is none.
+func digits(d []byte, i int) (int, bool) {
+	j := i
+	for j < len(d) && isDigit(d[j]) {
+		j++
+	}
+	return j, j > i
+}
+
+// integerDigits returns the end of the integer part of a number at d[i:].
+// A leading zero ends it: in "01" the 1 is left for the caller, which
+// refuses it as it would any byte after a value.
+func integerDigits(d []byte, i int) (int, bool) {
+	if i < len(d) && d[i] == '0' {
+		return i + 1, true
+	}
+	return digits(d, i)
+}
+
+// exponentDigits returns the end of the exponent at d[i:], after the 'e'.
+func exponentDigits(d []byte, i int) (int, bool) {
+	if i < len(d) && (d[i] == '+' || d[i] == '-') {
+		i++
+	}
+	return digits(d, i)
 }
 
 // str scans a string at s.pos (on its '"') and returns its raw content,
@@ -295,18 +327,8 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 			return raw, escaped, nil
 		case c == '\\':
 			escaped = true
-			i++
-			if i >= len(d) {
-				return nil, false, errSyntax
-			}
-			switch d[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(d)-i < 5 || !isHex(d[i+1]) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) {
-					return nil, false, errSyntax
-				}
-				i += 4
-			default:
+			var ok bool
+			if i, ok = escapeEnd(d, i); !ok {
 				return nil, false, errSyntax
 			}
 		case c < 0x20:
@@ -316,6 +338,31 @@ func (s *scanner) str() (raw []byte, escaped bool, err error) {
 		}
 	}
 	return nil, false, errSyntax
+}
+
+// escapeEnd checks the escape whose backslash is at d[i] and returns the
+// index of its last byte, so that str goes on after it; false: it is not
+// one of the escapes RFC 8259 allows.
+func escapeEnd(d []byte, i int) (int, bool) {
+	i++
+	if i >= len(d) {
+		return i, false
+	}
+	switch d[i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i, true
+	case 'u':
+		if len(d)-i < 5 {
+			return i, false
+		}
+		for _, h := range d[i+1 : i+5] {
+			if !isHex(h) {
+				return i, false
+			}
+		}
+		return i + 4, true
+	}
+	return i, false
 }
 
 func isHex(c byte) bool {

@@ -82,6 +82,9 @@ func parseKeySet(body []byte) (map[string][]*publicKey, []string, []skipped, err
 	return byKid, kids, skips, nil
 }
 
+// usableKey reads one JWK of a set and returns it with its kid, or why it
+// cannot verify tokens here (with its kid, when it has one, to name it in
+// the log).
 func usableKey(raw []byte) (*publicKey, string, error) {
 	key, err := jwk.ParseKey(raw)
 	if err != nil {
@@ -91,59 +94,99 @@ func usableKey(raw []byte) (*publicKey, string, error) {
 	if kid == "" {
 		return nil, "", errors.New("no kid: tokens name their key by kid")
 	}
-	if use, ok := key.KeyUsage(); ok && use != "sig" {
-		return nil, kid, fmt.Errorf("use is %q, not sig", use)
-	}
-	if ops, ok := key.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
-		return nil, kid, errors.New("key_ops does not include verify")
-	}
-	var alg string
-	if a, ok := key.Algorithm(); ok {
-		alg = a.String()
-		if lookupAlg([]byte(alg)) == nil {
-			return nil, kid, fmt.Errorf("alg %q is not a signature algorithm this verifier accepts", alg)
-		}
-	}
-	var exported any
-	if err := jwk.Export(key, &exported); err != nil {
+	k, err := signingKey(key)
+	if err != nil {
 		return nil, kid, err
 	}
-	var pub crypto.PublicKey
-	switch k := exported.(type) {
-	case *ecdsa.PublicKey:
-		pub = k
-	case *ecdsa.PrivateKey: // published by mistake: only its public half is used
-		pub = &k.PublicKey
-	case *rsa.PublicKey:
-		pub = k
-	case *rsa.PrivateKey:
-		pub = &k.PublicKey
-	case ed25519.PublicKey:
-		pub = k
-	case ed25519.PrivateKey:
-		pub = k.Public()
-	default:
-		return nil, kid, fmt.Errorf("key type %T cannot verify signatures here", exported)
+	k.kid = kid
+	return k, kid, nil
+}
+
+// signingKey checks, in order, what the key says it is for, the key itself,
+// and that the two agree.
+func signingKey(key jwk.Key) (*publicKey, error) {
+	if err := checkPurpose(key); err != nil {
+		return nil, err
 	}
+	alg, err := keyAlg(key)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := publicHalf(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStrength(pub); err != nil {
+		return nil, err
+	}
+	if alg != "" && !lookupAlg([]byte(alg)).fits(pub) {
+		return nil, fmt.Errorf("alg %s does not fit the key", alg)
+	}
+	return &publicKey{alg: alg, pub: pub}, nil
+}
+
+// checkPurpose refuses a key its publisher restricted to other uses (RFC
+// 7517 sections 4.2 and 4.3): an encryption key of the same set, say.
+func checkPurpose(key jwk.Key) error {
+	if use, ok := key.KeyUsage(); ok && use != "sig" {
+		return fmt.Errorf("use is %q, not sig", use)
+	}
+	if ops, ok := key.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
+		return errors.New("key_ops does not include verify")
+	}
+	return nil
+}
+
+// keyAlg is the key's alg, "" when it has none, which must be one this
+// verifier accepts: a key pinned to another algorithm verifies nothing.
+func keyAlg(key jwk.Key) (string, error) {
+	a, ok := key.Algorithm()
+	if !ok {
+		return "", nil
+	}
+	alg := a.String()
+	if lookupAlg([]byte(alg)) == nil {
+		return "", fmt.Errorf("alg %q is not a signature algorithm this verifier accepts", alg)
+	}
+	return alg, nil
+}
+
+// publicHalf is the key as a public key of a type the algorithms verify
+// with. A private key published by mistake is accepted: only its public
+// half is used.
+func publicHalf(key jwk.Key) (crypto.PublicKey, error) {
+	var exported any
+	if err := jwk.Export(key, &exported); err != nil {
+		return nil, err
+	}
+	switch k := exported.(type) {
+	case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+		return k, nil
+	case *ecdsa.PrivateKey:
+		return &k.PublicKey, nil
+	case *rsa.PrivateKey:
+		return &k.PublicKey, nil
+	case ed25519.PrivateKey:
+		return k.Public(), nil
+	}
+	return nil, fmt.Errorf("key type %T cannot verify signatures here", exported)
+}
+
+// checkStrength refuses an EC key on a curve no algorithm uses or off its
+// curve, and an RSA key below minRSABits.
+func checkStrength(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		fits := false
-		for _, a := range algorithms {
-			fits = fits || a.fits(k)
-		}
-		if !fits {
-			return nil, kid, errors.New("unsupported curve")
+		if !slices.ContainsFunc(algorithms, func(a *algorithm) bool { return a.fits(k) }) {
+			return errors.New("unsupported curve")
 		}
 		if _, err := k.ECDH(); err != nil {
-			return nil, kid, fmt.Errorf("invalid public key: %w", err)
+			return fmt.Errorf("invalid public key: %w", err)
 		}
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
-			return nil, kid, fmt.Errorf("RSA modulus of %d bits, minimum %d", k.N.BitLen(), minRSABits)
+			return fmt.Errorf("RSA modulus of %d bits, minimum %d", k.N.BitLen(), minRSABits)
 		}
 	}
-	if alg != "" && !lookupAlg([]byte(alg)).fits(pub) {
-		return nil, kid, fmt.Errorf("alg %s does not fit the key", alg)
-	}
-	return &publicKey{kid: kid, alg: alg, pub: pub}, kid, nil
+	return nil
 }

@@ -87,25 +87,74 @@ type compact struct {
 // types, crit, and an alg that is not an asymmetric signature.
 func split(token string, maxBytes int) (compact, *Error) {
 	var c compact
+	d1, d2, e := shape(token, maxBytes)
+	if e != nil {
+		return c, e
+	}
+	hdr, e := c.decodeHeader(token, d1, d2)
+	if e != nil {
+		return c, e
+	}
+	var h header
+	if e := h.read(hdr); e != nil {
+		return c, e
+	}
+	c.kid, c.typ = h.kid, h.typ
+	if h.alg == nil {
+		return c, refuse(ReasonMalformed, "the header has no alg")
+	}
+	if c.alg = lookupAlg(h.alg); c.alg == nil {
+		return c, refuse(ReasonWrongAlgorithm, "alg "+quote(h.alg)+" is not an asymmetric signature algorithm this verifier accepts")
+	}
+	if len(c.kid) == 0 {
+		return c, refuse(ReasonMalformed, "the header has no kid")
+	}
+	return c, nil
+}
+
+// shape checks the outline of a compact JWS, without decoding anything: at
+// most maxBytes, three non-empty base64url segments (the signature may be
+// empty, for alg none to be refused by name). It returns the positions of
+// the two dots.
+func shape(token string, maxBytes int) (d1, d2 int, e *Error) {
 	if len(token) > maxBytes {
-		return c, refuse(ReasonTooLarge, "the token is over the size limit")
+		return 0, 0, refuse(ReasonTooLarge, "the token is over the size limit")
 	}
-	d1 := strings.IndexByte(token, '.')
+	d1 = strings.IndexByte(token, '.')
 	if d1 < 0 {
-		return c, refuse(ReasonMalformed, "not a compact JWS: no '.'")
+		return 0, 0, refuse(ReasonMalformed, "not a compact JWS: no '.'")
 	}
-	d2 := d1 + 1 + strings.IndexByte(token[d1+1:], '.')
+	d2 = d1 + 1 + strings.IndexByte(token[d1+1:], '.')
 	if d2 == d1 || strings.IndexByte(token[d2+1:], '.') >= 0 {
-		return c, refuse(ReasonMalformed, "not a compact JWS: it must have exactly three parts")
+		return 0, 0, refuse(ReasonMalformed, "not a compact JWS: it must have exactly three parts")
 	}
-	for i := 0; i < len(token); i++ {
-		if !b64Alphabet[token[i]] && i != d1 && i != d2 {
-			return c, refuse(ReasonMalformed, "a character outside base64url")
-		}
+	if !base64urlBut(token, d1, d2) {
+		return 0, 0, refuse(ReasonMalformed, "a character outside base64url")
 	}
 	if d1 == 0 || d2 == d1+1 {
-		return c, refuse(ReasonMalformed, "empty header or payload")
+		return 0, 0, refuse(ReasonMalformed, "empty header or payload")
 	}
+	return d1, d2, nil
+}
+
+// base64urlBut reports whether every byte of token but the two dots at d1
+// and d2 is of the base64url alphabet. Checked here, a bad payload or
+// signature is refused before any key lookup, and so are the '\r' and '\n'
+// the decoder would skip, which would give a token a second encoding.
+func base64urlBut(token string, d1, d2 int) bool {
+	for i := 0; i < len(token); i++ {
+		if !b64Alphabet[token[i]] && i != d1 && i != d2 {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeHeader lays c out over one allocation: a copy of token, then room
+// for the decoded header, payload and signature. It points c at the signed
+// input and the encoded payload and signature, and returns the decoded
+// header.
+func (c *compact) decodeHeader(token string, d1, d2 int) ([]byte, *Error) {
 	hLen := b64.DecodedLen(d1)
 	pLen := b64.DecodedLen(d2 - d1 - 1)
 	sLen := b64.DecodedLen(len(token) - d2 - 1)
@@ -114,55 +163,66 @@ func split(token string, maxBytes int) (compact, *Error) {
 	c.input = buf[:d2]
 	c.payload = buf[d1+1 : d2]
 	c.sig = buf[d2+1 : len(token)]
-	header := buf[len(token) : len(token)+hLen]
+	hdr := buf[len(token) : len(token)+hLen]
 	c.scratch = buf[len(token)+hLen:]
-	n, err := b64.Decode(header, buf[:d1])
+	n, err := b64.Decode(hdr, buf[:d1])
 	if err != nil {
-		return c, refuse(ReasonMalformed, "the header is not base64url")
+		return nil, refuse(ReasonMalformed, "the header is not base64url")
 	}
+	return hdr[:n], nil
+}
+
+// header is what split reads of a token's header: the raw decoded values
+// of alg, kid and typ, nil when absent.
+type header struct{ alg, kid, typ []byte }
+
+// read parses the header and reads its members in order, so that the first
+// wrong one names the refusal.
+func (h *header) read(data []byte) *Error {
 	var arr [8]member
-	members, err := parseObject(header[:n], arr[:0])
+	members, err := parseObject(data, arr[:0])
 	if err != nil {
-		return c, refuse(ReasonMalformed, "the header: "+err.Error())
+		return refuse(ReasonMalformed, "the header: "+err.Error())
 	}
-	var alg []byte
 	for _, m := range members {
-		switch string(m.name) {
-		case "alg", "kid", "typ":
-			s, ok := decodeString(m.value)
-			if !ok {
-				return c, refuse(ReasonMalformed, "the header's "+string(m.name)+" is not a string")
-			}
-			switch string(m.name) {
-			case "alg":
-				alg = s
-			case "kid":
-				c.kid = s
-			case "typ":
-				c.typ = s
-			}
-		case "crit":
-			// No extension is understood here, so a token that says one
-			// must be understood (b64, for instance) cannot be verified.
-			return c, refuse(ReasonMalformed, "the header has crit: this verifier implements no extension")
+		if e := h.member(m); e != nil {
+			return e
 		}
-		// jku, x5u, jwk and x5c are ignored: keys come from the
-		// configured key set only.
 	}
-	if alg == nil {
-		return c, refuse(ReasonMalformed, "the header has no alg")
+	return nil
+}
+
+// member reads one member of the header. alg, kid and typ must be strings.
+// crit is refused: no extension is understood here, so a token that says
+// one must be understood (b64, for instance) cannot be verified. Every
+// other member is ignored, jku, x5u, jwk and x5c among them: keys come from
+// the configured key set only.
+func (h *header) member(m member) *Error {
+	var dst *[]byte
+	switch string(m.name) {
+	case "alg":
+		dst = &h.alg
+	case "kid":
+		dst = &h.kid
+	case "typ":
+		dst = &h.typ
+	case "crit":
+		return refuse(ReasonMalformed, "the header has crit: this verifier implements no extension")
+	default:
+		return nil
 	}
-	if c.alg = lookupAlg(alg); c.alg == nil {
-		return c, refuse(ReasonWrongAlgorithm, "alg "+quote(alg)+" is not an asymmetric signature algorithm this verifier accepts")
+	s, ok := decodeString(m.value)
+	if !ok {
+		return refuse(ReasonMalformed, "the header's "+string(m.name)+" is not a string")
 	}
-	if len(c.kid) == 0 {
-		return c, refuse(ReasonMalformed, "the header has no kid")
-	}
-	return c, nil
+	*dst = s
+	return nil
 }
 
 // claims decodes and checks the claims of a token whose signature has been
-// verified.
+// verified. Every registered claim is read, and its type checked, before
+// any is compared: a malformed claim is refused as malformed, whatever
+// else is wrong.
 func (s *settings) claims(c *compact, t *Token, now time.Time) *Error {
 	n, err := b64.Decode(c.scratch, c.payload)
 	if err != nil {
@@ -173,54 +233,100 @@ func (s *settings) claims(c *compact, t *Token, now time.Time) *Error {
 	if err != nil {
 		return refuse(ReasonMalformed, "the claims: "+err.Error())
 	}
-	var exp, nbf float64
-	var hasExp, hasNbf bool
-	var iss, aud []byte
+	var r registered
 	for _, m := range t.claims {
-		switch string(m.name) {
-		case "iss", "sub", "jti":
-			v, ok := decodeString(m.value)
-			if !ok {
-				return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a string")
-			}
-			switch string(m.name) {
-			case "iss":
-				iss = v
-			case "sub":
-				t.Subject = string(v)
-			case "jti":
-				t.ID = string(v)
-			}
-		case "aud":
-			aud = m.value
-		case "exp", "nbf", "iat":
-			f, ok := parseNumericDate(m.value)
-			if !ok {
-				return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a number of seconds")
-			}
-			switch string(m.name) {
-			case "exp":
-				exp, hasExp = f, true
-				t.Expiry = numericTime(f)
-			case "nbf":
-				nbf, hasNbf = f, true
-				t.NotBefore = numericTime(f)
-			case "iat":
-				t.IssuedAt = numericTime(f)
-			}
+		if e := r.member(m, t); e != nil {
+			return e
 		}
 	}
-	if !hasExp {
+	if e := s.checkTimes(&r, now); e != nil {
+		return e
+	}
+	if e := s.issuer(r.iss, t); e != nil {
+		return e
+	}
+	return s.audience(r.aud, t)
+}
+
+// registered holds the registered claims that are checked once all are
+// read; sub, jti and the times go into the Token as they are read.
+type registered struct {
+	iss, aud       []byte // nil when absent; aud is raw JSON
+	exp, nbf       float64
+	hasExp, hasNbf bool
+}
+
+// member reads one claim, if it is a registered one.
+func (r *registered) member(m member, t *Token) *Error {
+	switch string(m.name) {
+	case "iss", "sub", "jti":
+		return r.stringClaim(m, t)
+	case "aud":
+		r.aud = m.value // a string or an array: audience reads it
+	case "exp", "nbf", "iat":
+		return r.dateClaim(m, t)
+	}
+	return nil
+}
+
+// stringClaim reads iss, sub or jti, which must be a string.
+func (r *registered) stringClaim(m member, t *Token) *Error {
+	v, ok := decodeString(m.value)
+	if !ok {
+		return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a string")
+	}
+	switch string(m.name) {
+	case "iss":
+		r.iss = v
+	case "sub":
+		t.Subject = string(v)
+	case "jti":
+		t.ID = string(v)
+	}
+	return nil
+}
+
+// dateClaim reads exp, nbf or iat, which must be a NumericDate.
+func (r *registered) dateClaim(m member, t *Token) *Error {
+	f, ok := parseNumericDate(m.value)
+	if !ok {
+		return refuse(ReasonMalformed, "claim "+string(m.name)+" is not a number of seconds")
+	}
+	switch string(m.name) {
+	case "exp":
+		r.exp, r.hasExp = f, true
+		t.Expiry = numericTime(f)
+	case "nbf":
+		r.nbf, r.hasNbf = f, true
+		t.NotBefore = numericTime(f)
+	case "iat":
+		t.IssuedAt = numericTime(f)
+	}
+	return nil
+}
+
+// checkTimes requires exp, and now before it and not before nbf, each
+// within the clock skew. The times are compared as float64 seconds, as the
+// claims carry them, fractions included.
+func (s *settings) checkTimes(r *registered, now time.Time) *Error {
+	if !r.hasExp {
 		return refuse(ReasonMalformed, "the token has no exp")
 	}
 	secs := float64(now.UnixNano()) / 1e9
 	skew := s.ClockSkew.Seconds()
-	if secs >= exp+skew {
-		return refuse(ReasonExpired, "exp is "+ago(secs-exp)+" ago")
+	if secs >= r.exp+skew {
+		return refuse(ReasonExpired, "exp is "+ago(secs-r.exp)+" ago")
 	}
-	if hasNbf && secs < nbf-skew {
-		return refuse(ReasonNotYetValid, "nbf is "+ago(nbf-secs)+" ahead")
+	if r.hasNbf && secs < r.nbf-skew {
+		return refuse(ReasonNotYetValid, "nbf is "+ago(r.nbf-secs)+" ahead")
 	}
+	return nil
+}
+
+// issuer sets t.Issuer from iss (nil when absent) and, when an issuer is
+// configured, requires iss to be it. The configured string is reused when
+// they are equal, to spare the warm path an allocation.
+func (s *settings) issuer(iss []byte, t *Token) *Error {
 	if iss != nil {
 		if s.Issuer != "" && string(iss) == s.Issuer {
 			t.Issuer = s.Issuer
@@ -228,16 +334,13 @@ func (s *settings) claims(c *compact, t *Token, now time.Time) *Error {
 			t.Issuer = string(iss)
 		}
 	}
-	if s.Issuer != "" && t.Issuer != s.Issuer {
-		if iss == nil {
-			return refuse(ReasonWrongIssuer, "the token has no iss")
-		}
-		return refuse(ReasonWrongIssuer, "iss is not the configured issuer")
+	if s.Issuer == "" || t.Issuer == s.Issuer {
+		return nil
 	}
-	if e := s.audience(aud, t); e != nil {
-		return e
+	if iss == nil {
+		return refuse(ReasonWrongIssuer, "the token has no iss")
 	}
-	return nil
+	return refuse(ReasonWrongIssuer, "iss is not the configured issuer")
 }
 
 // audience reads aud, a string or an array of strings, and requires one of

@@ -102,47 +102,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Token, error) {
 	if e != nil {
 		return nil, e
 	}
-	ks, err := v.keySet(ctx)
-	if err != nil {
-		return nil, &Error{Reason: ReasonKeySetUnavailable, Kid: kidOf(c.kid), Detail: "no key set to check the token against", Err: err}
+	keys, e := v.keysFor(ctx, &c)
+	if e != nil {
+		return nil, e
 	}
-	// The algorithm is checked before the kid, so that a token of a
-	// refused algorithm cannot cause a refetch.
-	if !ks.allowed.has(c.alg) {
-		return nil, wrongAlg(c, ks)
-	}
-	keys := ks.byKid[string(c.kid)]
-	if len(keys) == 0 {
-		var cause error
-		ks, cause = v.refetch(ctx, ks)
-		if keys = ks.byKid[string(c.kid)]; len(keys) == 0 {
-			return nil, &Error{Reason: ReasonUnknownKid, Kid: kidOf(c.kid), Detail: "the kid is not in the key set", Err: cause}
-		}
-		if !ks.allowed.has(c.alg) {
-			return nil, wrongAlg(c, ks)
-		}
-	}
-	sig := c.scratch[b64.DecodedLen(len(c.payload)):]
-	n, err := b64.Decode(sig, c.sig)
-	if err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Kid: keys[0].kid, Detail: "the signature is not base64url"}
-	}
-	fits, good := false, false
-	for _, k := range keys {
-		if (k.alg != "" && k.alg != c.alg.name) || !c.alg.fits(k.pub) {
-			continue
-		}
-		fits = true
-		if c.alg.verify(k.pub, c.input, sig[:n]) {
-			good = true
-			break
-		}
-	}
-	if !fits {
-		return nil, &Error{Reason: ReasonWrongAlgorithm, Kid: keys[0].kid, Detail: "the kid names a key of another algorithm than " + c.alg.name}
-	}
-	if !good {
-		return nil, &Error{Reason: ReasonBadSignature, Kid: keys[0].kid, Detail: "the signature does not verify with the key"}
+	if e := c.checkSignature(keys); e != nil {
+		return nil, e
 	}
 	t := &Token{Alg: c.alg.name, Kid: keys[0].kid}
 	if len(c.typ) > 0 {
@@ -153,6 +118,63 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Token, error) {
 		return nil, e
 	}
 	return t, nil
+}
+
+// keysFor returns the keys of the token's kid, refetching the key set once
+// (within the rate limit) when the kid is not in it. The algorithm is
+// checked before the kid, so that a token of a refused algorithm cannot
+// cause a refetch, and again against the refetched set.
+func (v *Verifier) keysFor(ctx context.Context, c *compact) ([]*publicKey, *Error) {
+	ks, err := v.keySet(ctx)
+	if err != nil {
+		return nil, &Error{Reason: ReasonKeySetUnavailable, Kid: kidOf(c.kid), Detail: "no key set to check the token against", Err: err}
+	}
+	if !ks.allowed.has(c.alg) {
+		return nil, wrongAlg(c, ks)
+	}
+	if keys := ks.byKid[string(c.kid)]; len(keys) > 0 {
+		return keys, nil
+	}
+	ks, cause := v.refetch(ctx, ks)
+	keys := ks.byKid[string(c.kid)]
+	if len(keys) == 0 {
+		return nil, &Error{Reason: ReasonUnknownKid, Kid: kidOf(c.kid), Detail: "the kid is not in the key set", Err: cause}
+	}
+	if !ks.allowed.has(c.alg) {
+		return nil, wrongAlg(c, ks)
+	}
+	return keys, nil
+}
+
+// checkSignature verifies the signature with the keys of the token's kid,
+// several when a set holds one kid twice (during a rollover, say): it is
+// good if one of the keys that fit the algorithm verifies it.
+func (c *compact) checkSignature(keys []*publicKey) *Error {
+	sig := c.scratch[b64.DecodedLen(len(c.payload)):]
+	n, err := b64.Decode(sig, c.sig)
+	if err != nil {
+		return &Error{Reason: ReasonMalformed, Kid: keys[0].kid, Detail: "the signature is not base64url"}
+	}
+	fits := false
+	for _, k := range keys {
+		if !c.usable(k) {
+			continue
+		}
+		if c.alg.verify(k.pub, c.input, sig[:n]) {
+			return nil
+		}
+		fits = true
+	}
+	if !fits {
+		return &Error{Reason: ReasonWrongAlgorithm, Kid: keys[0].kid, Detail: "the kid names a key of another algorithm than " + c.alg.name}
+	}
+	return &Error{Reason: ReasonBadSignature, Kid: keys[0].kid, Detail: "the signature does not verify with the key"}
+}
+
+// usable reports whether k can verify the token's algorithm: its type fits,
+// and so does its own alg, when it has one.
+func (c *compact) usable(k *publicKey) bool {
+	return (k.alg == "" || k.alg == c.alg.name) && c.alg.fits(k.pub)
 }
 
 // keySet returns the key set to use now: the cached one while it is fresh
@@ -166,43 +188,55 @@ func (v *Verifier) keySet(ctx context.Context) (*keySet, error) {
 		}
 		return ks, nil
 	}
+	return v.fetchKeySet(ctx, now)
+}
+
+// fetchKeySet is keySet once the cached set is not fresh: it starts a
+// fetch, or joins the one in flight, and waits for it, unless the last good
+// set may still serve while fetches fail.
+func (v *Verifier) fetchKeySet(ctx context.Context, now time.Time) (*keySet, error) {
 	v.mu.Lock()
 	ks := v.cur.Load()
 	if ks != nil && now.Before(ks.expires) {
 		v.mu.Unlock()
 		return ks, nil
 	}
-	stale := ks != nil && now.Before(ks.expires.Add(v.s.StaleIfError))
+	// stale is the set to serve when no fresh one can be had: the last
+	// good one, within StaleIfError of its expiry; nil when there is none.
+	var stale *keySet
+	if ks != nil && now.Before(ks.expires.Add(v.s.StaleIfError)) {
+		stale = ks
+	}
 	f := v.startLocked(false)
-	if stale && v.failures > 0 {
+	if stale != nil && v.failures > 0 {
 		// Fetches are failing: the last good set serves while the fetch
 		// just started (if the backoff allowed one) runs in the background.
 		v.mu.Unlock()
-		return ks, nil
+		return stale, nil
 	}
 	lastErr := v.unavailableLocked()
 	v.mu.Unlock()
 	if f == nil {
-		if stale {
-			return ks, nil
-		}
-		return nil, lastErr
+		return orStale(stale, lastErr)
 	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		if stale {
-			return ks, nil
-		}
-		return nil, context.Cause(ctx)
+		return orStale(stale, context.Cause(ctx))
 	}
 	if f.err == nil {
 		return f.set, nil
 	}
-	if stale {
-		return ks, nil
+	return orStale(stale, f.err)
+}
+
+// orStale returns the stale set if there is one, else err: a key set that
+// cannot be had fresh is served stale rather than refusing every token.
+func orStale(stale *keySet, err error) (*keySet, error) {
+	if stale != nil {
+		return stale, nil
 	}
-	return nil, f.err
+	return nil, err
 }
 
 // refetch fetches the key set again for a token whose kid is not in ks, or
@@ -370,7 +404,7 @@ func (v *Verifier) nextRefresh() (time.Duration, bool) {
 	return max(0, ks.refreshAt.Sub(now)), true
 }
 
-func wrongAlg(c compact, ks *keySet) *Error {
+func wrongAlg(c *compact, ks *keySet) *Error {
 	return &Error{Reason: ReasonWrongAlgorithm, Kid: kidOf(c.kid), Detail: c.alg.name + " is not among the allowed algorithms " + joinNames(ks.allowed.names())}
 }
 
