@@ -12,6 +12,7 @@ import (
 	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
+	"jwks-issuer/pkg/metrics"
 	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/store/s3store"
@@ -42,7 +43,8 @@ func main() {
 	secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
 	s3 := s3store.NewClient(awsCfg)
 	jwks := s3store.NewObject(s3, cfg.Bucket, cfg.Key)
-	var opts []rotation.Option
+	// EMF records on the log's stdout: the metrics cost no API call.
+	opts := []rotation.Option{rotation.WithMetrics(metrics.New(os.Stdout, time.Now), cfg.SecretID)}
 	if !cfg.Issuer.IsZero() {
 		opts = append(opts, rotation.WithDiscovery(s3store.NewObject(s3, cfg.Bucket, cfg.DiscoveryKey), cfg.Issuer, cfg.JWKSURL))
 	}

@@ -11,6 +11,7 @@ import (
 	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
+	"jwks-issuer/pkg/metrics"
 	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/token"
 )
@@ -37,10 +38,13 @@ func main() {
 		load = token.SecretKeyLoader(secret, nil)
 	}
 	cache := token.NewKeyCache(load, cfg.KeyCache, time.Now, log)
+	// EMF records on the log's stdout: the metrics cost no API call.
+	meter := token.NewSignerMetrics(metrics.New(os.Stdout, time.Now), cfg.SecretID)
+	meter.ObserveKeys(cache)
 	rules := []token.Option{token.WithIssuer(cfg.Issuer.String()), token.WithAllowedAudiences(cfg.Audiences),
 		token.WithMaxClaimsBytes(cfg.MaxClaimsBytes)}
 	if cfg.Custody == envconfig.CustodyKMS { // every token a kms:Sign call
 		rules = append(rules, token.WithKMSBatchLimit(cfg.MaxBatchKMS))
 	}
-	lambda.Start(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now, rules...))
+	lambda.Start(meter.Wrap(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now, rules...)))
 }

@@ -41,6 +41,7 @@ type document struct {
 	missing bool
 	body    []byte
 	attrs   []any // of the log line of a write
+	written bool  // by this attempt
 }
 
 // publish writes the key set (and the discovery document) of the current
@@ -50,6 +51,7 @@ type document struct {
 // again. After the key set is written it records the first publication of
 // the keys that lacked one.
 func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
+	writes := 0 // of the key set, by every attempt
 	for attempt := 1; ; attempt++ {
 		docs, err := r.readDocuments(ctx)
 		if err != nil {
@@ -71,11 +73,15 @@ func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
 		if err != nil {
 			return snapshot{}, err
 		}
+		if docs[0].written {
+			writes++
+		}
 		if conflict {
 			if attempt < r.cfg.PublishAttempts {
 				r.log.Info("jwks changed during publish; recomputing", "attempt", attempt)
 				continue
 			}
+			r.metrics.conflicted(r, attempt)
 			return snapshot{}, fmt.Errorf("publish jwks: %w after %d attempts", ErrConflict, attempt)
 		}
 		// Recorded even when the object was already up to date: an earlier
@@ -85,6 +91,7 @@ func (r *Rotator) publish(ctx context.Context) (snapshot, error) {
 				return snapshot{}, fmt.Errorf("publish jwks: record publication: %w", err)
 			}
 		}
+		r.metrics.published(r, snap.state, set, docs[0].body, writes, attempt-1)
 		return snap, nil
 	}
 }
@@ -112,7 +119,7 @@ func (r *Rotator) readDocuments(ctx context.Context) ([]document, error) {
 // keys it holds.
 func (r *Rotator) writeDocuments(ctx context.Context, docs []document) (conflict bool, err error) {
 	cacheControl := fmt.Sprintf("public, max-age=%d", int64(r.cfg.Lifecycle.JWKSMaxAge/time.Second))
-	for _, d := range docs {
+	for i, d := range docs {
 		cur := d.current
 		if !d.missing && string(cur.Body) == string(d.body) && cur.CacheControl == cacheControl && cur.ContentType == "application/json" {
 			continue
@@ -126,6 +133,7 @@ func (r *Rotator) writeDocuments(ctx context.Context, docs []document) (conflict
 			return false, fmt.Errorf("publish %s: write: %w", d.name, err)
 		}
 		r.log.Info(d.name+" published", append(d.attrs, "bytes", len(d.body))...)
+		docs[i].written = true
 	}
 	return false, nil
 }

@@ -49,6 +49,8 @@ type Rotator struct {
 	parameter store.Parameter
 	// adoption is the key the first rotation takes over, or nil.
 	adoption *Adoption
+	// metrics writes the rotator's metrics, or is nil (metrics.go).
+	metrics *rotatorMetrics
 }
 
 // New validates cfg and returns a rotator.
@@ -78,8 +80,9 @@ type Event struct {
 }
 
 // Invoke is the Lambda entry point.
-func (r *Rotator) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+func (r *Rotator) Invoke(ctx context.Context, payload []byte) (_ []byte, err error) {
 	var ev Event
+	defer func() { r.metrics.outcome(r, ev, err) }()
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return nil, fmt.Errorf("invalid event: %w", err)
 	}

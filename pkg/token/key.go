@@ -108,6 +108,8 @@ type KeyCache struct {
 	maxAge time.Duration
 	now    func() time.Time
 	log    *slog.Logger
+	// observe, when set, learns of every read of the key (metrics.go).
+	observe func(KeyRefresh)
 
 	mu      sync.Mutex
 	key     *Key
@@ -130,6 +132,9 @@ func (c *KeyCache) Key(ctx context.Context) (*Key, error) {
 	}
 	// The fetch time is taken before the read, so the age is never understated.
 	key, err := c.load(ctx)
+	if c.observe != nil {
+		c.observe(KeyRefresh{Cached: c.key != nil, Age: age, Err: err})
+	}
 	if err == nil {
 		if c.key != nil && c.key.Kid != key.Kid {
 			c.log.Info("signing key changed", "old_kid", c.key.Kid, "kid", key.Kid)
