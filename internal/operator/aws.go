@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -108,41 +109,80 @@ func hintFor(err error) string {
 	if errors.As(err, &h) {
 		return h.hint
 	}
-	var signing *v4.SigningError
-	msg := err.Error()
-	switch {
-	case errors.As(err, &signing) || strings.Contains(msg, "failed to retrieve credentials") ||
-		strings.Contains(msg, "get credentials") || strings.Contains(msg, "no EC2 IMDS role found"):
+	if noCredentials(err) {
 		return "no AWS credentials: set AWS_PROFILE (and run aws sso login if it uses SSO), " +
 			"or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		op := operationOf(err)
-		switch code := api.ErrorCode(); {
-		case strings.Contains(code, "ExpiredToken"):
-			return "your AWS session has expired: run aws sso login, or refresh your credentials"
-		case code == "UnrecognizedClientException" || code == "InvalidClientTokenId" ||
-			code == "InvalidSignatureException" || code == "SignatureDoesNotMatch":
-			return "the credentials are not valid here: check AWS_PROFILE and AWS_REGION name the stack's account and Region"
-		case strings.Contains(code, "AccessDenied") && op == "secretsmanager:GetSecretValue":
-			return "the secret's resource policy lets only the two functions and the break-glass role (BreakGlassRoleArn) " +
-				"read its versions: run this as that role (docs/runbook.md, Acting as the break-glass role)"
-		case strings.Contains(code, "AccessDenied") || code == "AuthorizationError":
-			return fmt.Sprintf("your identity may not call %s: ask for that permission on the resource, "+
-				"or use a profile that has it (AWS_PROFILE)", op)
-		case code == "ResourceNotFoundException" && strings.HasPrefix(op, "secretsmanager:"):
-			return "no such secret in this account and Region: check --secret (or --stack), AWS_REGION and AWS_PROFILE"
-		case code == "ResourceNotFoundException" && strings.HasPrefix(op, "lambda:"):
-			return "no such function in this account and Region: check --signer/--rotator (or --stack) and AWS_REGION"
-		case code == "NoSuchBucket":
-			return "no such bucket: check --bucket (or --stack); the rotator's JWKS_BUCKET names it"
-		}
+	if hint := apiHint(err); hint != "" {
+		return hint
 	}
 	var dns *net.DNSError
 	var op *net.OpError
 	if errors.As(err, &dns) || errors.As(err, &op) {
 		return "cannot reach the service: check your network, and AWS_ENDPOINT_URL if you set it"
+	}
+	return ""
+}
+
+// noCredentials tells whether the SDK found no credentials to sign with:
+// a signing error, or one of the credential chain's messages.
+func noCredentials(err error) bool {
+	var signing *v4.SigningError
+	msg := err.Error()
+	return errors.As(err, &signing) || strings.Contains(msg, "failed to retrieve credentials") ||
+		strings.Contains(msg, "get credentials") || strings.Contains(msg, "no EC2 IMDS role found")
+}
+
+// apiHintRule is the hint for the AWS API errors it matches: by error code
+// (one of codes, or containing contains), and when op or service is set,
+// by the operation ("service:Operation") the error came from.
+type apiHintRule struct {
+	codes    []string
+	contains string
+	op       string // exactly this operation
+	service  string // any operation of this service, as "lambda:"
+	hint     string // "<op>" stands for the operation
+}
+
+func (h apiHintRule) match(code, op string) bool {
+	byCode := slices.Contains(h.codes, code) || (h.contains != "" && strings.Contains(code, h.contains))
+	return byCode && (h.op == "" || op == h.op) && strings.HasPrefix(op, h.service)
+}
+
+// apiHints are tried in order and the first match wins, so a specific rule
+// (a denied secret value) comes before the general one it is a case of
+// (any denial).
+var apiHints = []apiHintRule{
+	{contains: "ExpiredToken", hint: "your AWS session has expired: run aws sso login, or refresh your credentials"},
+	// Credentials of another account or partition, or mangled ones.
+	{codes: []string{"UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException", "SignatureDoesNotMatch"},
+		hint: "the credentials are not valid here: check AWS_PROFILE and AWS_REGION name the stack's account and Region"},
+	// The secret's resource policy denies its values: no IAM permission
+	// helps, only the role the policy names.
+	{contains: "AccessDenied", op: "secretsmanager:GetSecretValue",
+		hint: "the secret's resource policy lets only the two functions and the break-glass role (BreakGlassRoleArn) " +
+			"read its versions: run this as that role (docs/runbook.md, Acting as the break-glass role)"},
+	{contains: "AccessDenied", codes: []string{"AuthorizationError"},
+		hint: "your identity may not call <op>: ask for that permission on the resource, or use a profile that has it (AWS_PROFILE)"},
+	{codes: []string{"ResourceNotFoundException"}, service: "secretsmanager:",
+		hint: "no such secret in this account and Region: check --secret (or --stack), AWS_REGION and AWS_PROFILE"},
+	{codes: []string{"ResourceNotFoundException"}, service: "lambda:",
+		hint: "no such function in this account and Region: check --signer/--rotator (or --stack) and AWS_REGION"},
+	{codes: []string{"NoSuchBucket"}, hint: "no such bucket: check --bucket (or --stack); the rotator's JWKS_BUCKET names it"},
+}
+
+// apiHint is the hint of the first rule matching an AWS API error; "" for
+// another error, or an API error no rule knows.
+func apiHint(err error) string {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return ""
+	}
+	code, op := api.ErrorCode(), operationOf(err)
+	for _, rule := range apiHints {
+		if rule.match(code, op) {
+			return strings.ReplaceAll(rule.hint, "<op>", op)
+		}
 	}
 	return ""
 }

@@ -36,21 +36,11 @@ func runRotate(ctx context.Context, r *runner, args []string) int {
 	if _, status, ok := r.parse(fs, args); !ok {
 		return status
 	}
-	c, err := r.clients(ctx)
-	if err != nil {
-		return r.fail(err)
+	p, status := r.prepareRotation(ctx)
+	if p == nil {
+		return status
 	}
-	t, err := r.resolve(ctx, c, true)
-	if err != nil {
-		return r.fail(err)
-	}
-	before, limited, err := readState(ctx, c, t.secretID)
-	if err != nil {
-		return r.fail(fmt.Errorf("read the secret %s: %w", t.secretID, err))
-	}
-	if limited {
-		r.printf("note: %s\n", limitedNote)
-	}
+	c, t, before, limited := p.c, p.t, p.before, p.limited
 	r.describeKeys(before.state)
 	if status, ok := r.checkStart(t, before, *token); !ok {
 		return status
@@ -173,85 +163,164 @@ type outcome struct {
 // follow polls the secret until the rotation under tok is done, refused or
 // failed, printing each change of its labels as it happens.
 func (r *runner) follow(ctx context.Context, c *clients, t *target, before snapshot, tok string, timeout time.Duration, limited bool) outcome {
-	start := r.started
-	deadline := start.Add(timeout)
-	secret := awsstore.NewSecrets(c.sm, t.secretID)
-	var wrote, newNext, moved, sawPending bool
-	logs := &logReader{c: c, group: t.logGroup, since: start.Add(-time.Minute)}
-	lastNote := start
-	step := func(format string, args ...any) {
-		r.printf("[%6s] %s\n", human(r.now().Sub(start)), fmt.Sprintf(format, args...))
-	}
+	f := &follower{r: r, ctx: ctx, before: before, tok: tok, limited: limited, secret: awsstore.NewSecrets(c.sm, t.secretID),
+		logs: &logReader{c: c, group: t.logGroup, since: r.started.Add(-time.Minute)}, start: r.started,
+		deadline: r.started.Add(timeout), lastNote: r.started}
 	for polls := 0; ; polls++ {
-		meta, err := secret.Describe(ctx)
-		if err != nil {
-			return outcome{token: tok, kind: "failed", reason: "could not describe the secret: " + err.Error(), elapsed: r.now().Sub(start)}
-		}
-		pending := meta.Stages[store.StagePending] == tok
-		current := meta.Stages[store.StageCurrent] == tok
-		sawPending = sawPending || pending
-		if !wrote && (pending || current) {
-			if rec, _ := readRecord(ctx, secret, tok); rec != nil {
-				wrote = true
-				step("createSecret wrote the pending record: %s", pendingWhat(before.state, rec))
-			}
-		}
-		if !newNext && meta.Stages[store.StageNext] != "" && meta.Stages[store.StageNext] != before.meta.Stages[store.StageNext] {
-			if rec, _ := readRecord(ctx, secret, meta.Stages[store.StageNext]); rec != nil {
-				newNext = true
-				step("createSecret made the new NEXT key %s", rec.Kid)
-			} else if limited {
-				wrote, newNext = true, true
-				step("createSecret wrote the pending record and moved NEXT to a new key (version %s)", meta.Stages[store.StageNext])
-			}
-		}
-		if !moved && current {
-			moved = true
-			step("testSecret passed and finishSecret moved AWSCURRENT: the new key signs (signers pick it up within KEY_CACHE_SECONDS/2)")
-		}
-		if current && !pending {
-			step("finishSecret done: AWSPENDING is off")
-			return outcome{token: tok, kind: "done", elapsed: r.now().Sub(start)}
-		}
-		if !pending && !current && sawPending {
-			o := outcome{token: tok, kind: "refused", elapsed: r.now().Sub(start),
-				reason: "the rotator took AWSPENDING off its version without promoting it"}
-			// The log line may take a few seconds to reach CloudWatch Logs.
-			for wait := r.now().Add(logDelay); ; {
-				if f, ok := logs.failure(ctx, tok); ok {
-					o.reason, o.step = f.err, f.step
-					break
-				}
-				if !logs.readable() || r.now().After(wait) || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(r.env.Poll)
-			}
+		if o, ended := f.poll(); ended {
 			return o
 		}
+		// A failed step leaves the labels as they were (Secrets Manager
+		// retries it later), so only the rotator's log tells; it is read
+		// every third poll, to keep the log queries few.
 		if polls%3 == 2 {
-			if f, ok := logs.failure(ctx, tok); ok {
-				kind := "failed"
-				if strings.Contains(f.err, "rotation refused") {
-					kind = "refused"
-				}
-				return outcome{token: tok, kind: kind, reason: f.err, step: f.step, elapsed: r.now().Sub(start)}
+			if o, ended := f.logged(); ended {
+				return o
 			}
 		}
-		awaited := awaiting(wrote, newNext, moved)
-		if r.now().After(deadline) {
-			return outcome{token: tok, kind: "timeout", reason: awaited, elapsed: r.now().Sub(start)}
-		}
-		if r.now().Sub(lastNote) >= progressEvery {
-			lastNote = r.now()
-			step("waiting for %s", awaited)
-		}
-		select {
-		case <-ctx.Done():
-			return outcome{token: tok, kind: "timeout", reason: awaited + " (interrupted)", elapsed: r.now().Sub(start)}
-		case <-time.After(r.env.Poll):
+		if o, ended := f.wait(); ended {
+			return o
 		}
 	}
+}
+
+// follower is one rotation being followed: what it has seen happen so far.
+type follower struct {
+	r       *runner
+	ctx     context.Context
+	before  snapshot
+	tok     string
+	limited bool
+	secret  store.Secrets
+	logs    *logReader
+
+	start, deadline, lastNote time.Time
+	// The steps seen, in the order the rotation takes them.
+	wrote, newNext, moved bool
+	// sawPending: AWSPENDING was on tok's version at least once.
+	sawPending bool
+}
+
+// step prints one thing the rotation did, with the time since it started.
+func (f *follower) step(format string, args ...any) {
+	f.r.printf("[%6s] %s\n", human(f.r.now().Sub(f.start)), fmt.Sprintf(format, args...))
+}
+
+// end is the outcome kind with reason, now.
+func (f *follower) end(kind, reason string) outcome {
+	return outcome{token: f.tok, kind: kind, reason: reason, elapsed: f.r.now().Sub(f.start)}
+}
+
+// poll reads the labels once, prints what changed, and ends when they show
+// the outcome.
+func (f *follower) poll() (outcome, bool) {
+	meta, err := f.secret.Describe(f.ctx)
+	if err != nil {
+		return f.end("failed", "could not describe the secret: "+err.Error()), true
+	}
+	pending := meta.Stages[store.StagePending] == f.tok
+	current := meta.Stages[store.StageCurrent] == f.tok
+	f.sawPending = f.sawPending || pending
+	f.notePendingRecord(pending || current)
+	f.noteNewNext(meta.Stages[store.StageNext])
+	f.noteMoved(current)
+	switch {
+	case current && !pending:
+		f.step("finishSecret done: AWSPENDING is off")
+		return f.end("done", ""), true
+	case !pending && !current && f.sawPending:
+		return f.refused(), true
+	}
+	return outcome{}, false
+}
+
+// notePendingRecord says when createSecret has written tok's version.
+func (f *follower) notePendingRecord(labelled bool) {
+	if f.wrote || !labelled {
+		return
+	}
+	if rec, _ := readRecord(f.ctx, f.secret, f.tok); rec != nil {
+		f.wrote = true
+		f.step("createSecret wrote the pending record: %s", pendingWhat(f.before.state, rec))
+	}
+}
+
+// noteNewNext says when NEXT has moved to a new key. Without the secret's
+// values the new version cannot be read, but the label moving says the
+// same, and that the pending record was written before it.
+func (f *follower) noteNewNext(nextVersion string) {
+	if f.newNext || nextVersion == "" || nextVersion == f.before.meta.Stages[store.StageNext] {
+		return
+	}
+	if rec, _ := readRecord(f.ctx, f.secret, nextVersion); rec != nil {
+		f.newNext = true
+		f.step("createSecret made the new NEXT key %s", rec.Kid)
+	} else if f.limited {
+		f.wrote, f.newNext = true, true
+		f.step("createSecret wrote the pending record and moved NEXT to a new key (version %s)", nextVersion)
+	}
+}
+
+// noteMoved says when AWSCURRENT has reached tok's version.
+func (f *follower) noteMoved(current bool) {
+	if !f.moved && current {
+		f.moved = true
+		f.step("testSecret passed and finishSecret moved AWSCURRENT: the new key signs (signers pick it up within KEY_CACHE_SECONDS/2)")
+	}
+}
+
+// refused is the outcome of a rotation whose version lost AWSPENDING
+// without reaching AWSCURRENT: the rotator refused it, and its log says
+// why.
+func (f *follower) refused() outcome {
+	o := f.end("refused", "the rotator took AWSPENDING off its version without promoting it")
+	// The log line may take a few seconds to reach CloudWatch Logs.
+	for wait := f.r.now().Add(logDelay); ; {
+		if fl, ok := f.logs.failure(f.ctx, f.tok); ok {
+			o.reason, o.step = fl.err, fl.step
+			break
+		}
+		if !f.logs.readable() || f.r.now().After(wait) || f.ctx.Err() != nil {
+			break
+		}
+		time.Sleep(f.r.env.Poll)
+	}
+	return o
+}
+
+// logged ends with the failure the rotator logged for tok, if any: a step
+// that failed with "rotation refused" is a refusal.
+func (f *follower) logged() (outcome, bool) {
+	fl, ok := f.logs.failure(f.ctx, f.tok)
+	if !ok {
+		return outcome{}, false
+	}
+	kind := "failed"
+	if strings.Contains(fl.err, "rotation refused") {
+		kind = "refused"
+	}
+	o := f.end(kind, fl.err)
+	o.step = fl.step
+	return o, true
+}
+
+// wait sleeps until the next poll, saying now and then what it waits for;
+// it ends at the deadline or when the run is interrupted.
+func (f *follower) wait() (outcome, bool) {
+	awaited := awaiting(f.wrote, f.newNext, f.moved)
+	if f.r.now().After(f.deadline) {
+		return f.end("timeout", awaited), true
+	}
+	if f.r.now().Sub(f.lastNote) >= progressEvery {
+		f.lastNote = f.r.now()
+		f.step("waiting for %s", awaited)
+	}
+	select {
+	case <-f.ctx.Done():
+		return f.end("timeout", awaited+" (interrupted)"), true
+	case <-time.After(f.r.env.Poll):
+	}
+	return outcome{}, false
 }
 
 func awaiting(wrote, newNext, moved bool) string {

@@ -25,41 +25,17 @@ func runSign(ctx context.Context, r *runner, args []string) int {
 	if !ok {
 		return status
 	}
-	if len(pos) != 1 {
-		return r.usageError(`give the request as one argument, or - to read it from standard input, e.g. '{"claims":{"aud":"hotsock","sub":"user-1"},"ttl":30}'`)
-	}
-	payload := []byte(pos[0])
-	if pos[0] == "-" {
-		b, err := io.ReadAll(io.LimitReader(r.env.Stdin, 6<<20))
-		if err != nil {
-			return r.fail(fmt.Errorf("read the request from standard input: %w", err))
-		}
-		payload = b
-	}
-	if !json.Valid(payload) {
-		return r.usageError("the request is not JSON; the README's \"Request and response\" shows its fields")
+	payload, status, ok := r.signRequest(pos)
+	if !ok {
+		return status
 	}
 	c, err := r.clients(ctx)
 	if err != nil {
 		return r.fail(err)
 	}
-	signer := r.t.signer
-	if signer == "" && r.t.stack != "" {
-		out, err := c.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(r.t.stack)})
-		if err != nil {
-			if apiCode(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
-				return r.fail(&hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region),
-					"check --stack, AWS_REGION (or --region) and AWS_PROFILE"})
-			}
-			return r.fail(fmt.Errorf("describe stack %s: %w", r.t.stack, err))
-		}
-		for _, s := range out.Stacks {
-			for _, o := range s.Outputs {
-				if aws.ToString(o.OutputKey) == "SignerFunctionArn" {
-					signer = aws.ToString(o.OutputValue)
-				}
-			}
-		}
+	signer, err := r.signerName(ctx, c)
+	if err != nil {
+		return r.fail(err)
 	}
 	if signer == "" {
 		return r.usageError("name the signer: --stack NAME (its SignerFunctionArn output) or --signer NAME")
@@ -69,22 +45,79 @@ func runSign(ctx context.Context, r *runner, args []string) int {
 		return r.fail(fmt.Errorf("invoke %s: %w", signer, err))
 	}
 	if out.FunctionError != nil {
-		var fe struct{ ErrorMessage, ErrorType string }
-		_ = json.Unmarshal(out.Payload, &fe)
-		fmt.Fprintf(r.err, "the signer refused (%s): %s\n", first(fe.ErrorType, aws.ToString(out.FunctionError)), first(fe.ErrorMessage, string(out.Payload)))
-		if advice := signerAdvice[fe.ErrorType]; advice != "" {
-			fmt.Fprintf(r.err, "  next: %s\n", advice)
-		} else {
-			fmt.Fprintf(r.err, "  next: this comes from the Lambda service or runtime, not the signer: retry with backoff\n")
-		}
-		return ExitProblem
+		return r.signerRefused(out)
 	}
+	return r.printTokens(out.Payload)
+}
+
+// signRequest is the request: the one argument, or standard input for -.
+// It must be JSON; the signer checks the rest.
+func (r *runner) signRequest(pos []string) ([]byte, int, bool) {
+	if len(pos) != 1 {
+		return nil, r.usageError(`give the request as one argument, or - to read it from standard input, e.g. '{"claims":{"aud":"hotsock","sub":"user-1"},"ttl":30}'`), false
+	}
+	payload := []byte(pos[0])
+	if pos[0] == "-" {
+		b, err := io.ReadAll(io.LimitReader(r.env.Stdin, 6<<20))
+		if err != nil {
+			return nil, r.fail(fmt.Errorf("read the request from standard input: %w", err)), false
+		}
+		payload = b
+	}
+	if !json.Valid(payload) {
+		return nil, r.usageError("the request is not JSON; the README's \"Request and response\" shows its fields"), false
+	}
+	return payload, 0, true
+}
+
+// signerName is --signer, or the stack's SignerFunctionArn output; "" when
+// neither names it.
+func (r *runner) signerName(ctx context.Context, c *clients) (string, error) {
+	if r.t.signer != "" || r.t.stack == "" {
+		return r.t.signer, nil
+	}
+	out, err := c.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(r.t.stack)})
+	if err != nil {
+		if apiCode(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
+			return "", &hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region),
+				"check --stack, AWS_REGION (or --region) and AWS_PROFILE"}
+		}
+		return "", fmt.Errorf("describe stack %s: %w", r.t.stack, err)
+	}
+	signer := ""
+	for _, s := range out.Stacks {
+		for _, o := range s.Outputs {
+			if aws.ToString(o.OutputKey) == "SignerFunctionArn" {
+				signer = aws.ToString(o.OutputValue)
+			}
+		}
+	}
+	return signer, nil
+}
+
+// signerRefused explains a function error: the signer's own errorType with
+// what a caller does about it, or one from the Lambda service or runtime.
+func (r *runner) signerRefused(out *lambda.InvokeOutput) int {
+	var fe struct{ ErrorMessage, ErrorType string }
+	_ = json.Unmarshal(out.Payload, &fe)
+	fmt.Fprintf(r.err, "the signer refused (%s): %s\n", first(fe.ErrorType, aws.ToString(out.FunctionError)), first(fe.ErrorMessage, string(out.Payload)))
+	if advice := signerAdvice[fe.ErrorType]; advice != "" {
+		fmt.Fprintf(r.err, "  next: %s\n", advice)
+	} else {
+		fmt.Fprintf(r.err, "  next: this comes from the Lambda service or runtime, not the signer: retry with backoff\n")
+	}
+	return ExitProblem
+}
+
+// printTokens prints the token, or the tokens of a batch request, one a
+// line.
+func (r *runner) printTokens(payload []byte) int {
 	var resp struct {
 		Token  string   `json:"token"`
 		Tokens []string `json:"tokens"`
 	}
-	if err := json.Unmarshal(out.Payload, &resp); err != nil || (resp.Token == "" && resp.Tokens == nil) {
-		fmt.Fprintf(r.err, "the signer answered something that is not a token: %s\n", oneLine(out.Payload))
+	if err := json.Unmarshal(payload, &resp); err != nil || (resp.Token == "" && resp.Tokens == nil) {
+		fmt.Fprintf(r.err, "the signer answered something that is not a token: %s\n", oneLine(payload))
 		return ExitProblem
 	}
 	if resp.Token != "" {

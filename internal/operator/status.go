@@ -109,61 +109,82 @@ func writeKeys(w io.Writer, rep *report) {
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCUSTODY\tFIRST PUBLISHED\tSIGNING SINCE\tRETIRED AT\tLEAVES THE JWKS AFTER")
 	var notes []string
 	for _, k := range rep.Keys {
-		custody := "secret"
-		switch k.Custody {
-		case "kms":
-			custody = "kms"
-		case "parameterstore":
-			custody = "parameter"
-		case "unknown":
-			custody = "?"
-		}
-		signing := at(k.SigningSince, "?")
-		retired, leaves := at(k.RetiredAt, "?"), at(k.LeavesJWKSAfter, "?")
-		published := at(k.FirstPublished, "?")
-		switch k.State {
-		case "CURRENT":
-			retired, leaves = "-", "-"
-		case "pending":
-			signing, retired, leaves = "at finishSecret", "-", "-"
-		case "NEXT":
-			signing, retired, leaves = "-", "-", "-"
-			if k.MayBePromotedAt != nil {
-				signing = "≥ " + stamp(*k.MayBePromotedAt)
-			}
-			if k.FirstPublished == nil {
-				published = "not yet"
-			}
-		case "RETIRED":
-			if k.RetiredAt == nil {
-				leaves = "kept"
-				notes = append(notes, k.Kid+": its retirement time is not recorded yet, so it stays published until it is")
-			}
-		case "REVOKED":
-			if k.Label != "" {
-				signing = at(k.SigningSince, "?")
-				notes = append(notes, fmt.Sprintf("%s: revoked, but still %s: the emergency rollover has not finished", k.Kid, k.Label))
-			} else {
-				signing = "-"
-			}
-		}
+		m, note := momentsOf(k)
+		notes = append(notes, note...)
+		notes = append(notes, publishedNote(k)...)
 		state := k.State
 		if k.Emergency {
 			state += " (emergency)"
 		}
-		if k.Published != nil && *k.Published != k.InKeySet {
-			if *k.Published {
-				notes = append(notes, k.Kid+": published, though the secret leaves it out of the key set now")
-			} else {
-				notes = append(notes, k.Kid+": missing from the published key set")
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Kid, first(k.Alg, "?"), state, custody, published, signing, retired, leaves)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Kid, first(k.Alg, "?"), state, custodyLabel(k.Custody),
+			m.published, m.signing, m.retired, m.leaves)
 	}
 	tw.Flush()
 	for _, n := range notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
+}
+
+// custodyLabels are the CUSTODY column's words for the report's custody
+// values; any other is the secret (where keys are unless something else
+// holds them).
+var custodyLabels = map[string]string{"kms": "kms", "parameterstore": "parameter", "unknown": "?"}
+
+func custodyLabel(custody string) string {
+	if l, ok := custodyLabels[custody]; ok {
+		return l
+	}
+	return "secret"
+}
+
+// moments are a key's times as the table writes them: a time, "?" for a
+// time the secret does not record, "-" for one that does not apply.
+type moments struct{ published, signing, retired, leaves string }
+
+// momentsOf is the row's times, and what the table must say about them.
+func momentsOf(k keyRow) (moments, []string) {
+	m := moments{published: at(k.FirstPublished, "?"), signing: at(k.SigningSince, "?"),
+		retired: at(k.RetiredAt, "?"), leaves: at(k.LeavesJWKSAfter, "?")}
+	var notes []string
+	switch k.State {
+	case "CURRENT":
+		m.retired, m.leaves = "-", "-"
+	case "pending":
+		m.signing, m.retired, m.leaves = "at finishSecret", "-", "-"
+	case "NEXT":
+		// It has not signed: the earliest moment it may is the grace's end.
+		m.signing, m.retired, m.leaves = "-", "-", "-"
+		if k.MayBePromotedAt != nil {
+			m.signing = "≥ " + stamp(*k.MayBePromotedAt)
+		}
+		if k.FirstPublished == nil {
+			m.published = "not yet"
+		}
+	case "RETIRED":
+		if k.RetiredAt == nil {
+			m.leaves = "kept"
+			notes = append(notes, k.Kid+": its retirement time is not recorded yet, so it stays published until it is")
+		}
+	case "REVOKED":
+		if k.Label != "" {
+			notes = append(notes, fmt.Sprintf("%s: revoked, but still %s: the emergency rollover has not finished", k.Kid, k.Label))
+		} else {
+			m.signing = "-" // no longer labelled: the history does not keep when it signed
+		}
+	}
+	return m, notes
+}
+
+// publishedNote says when the published copy disagrees with the secret
+// about the key.
+func publishedNote(k keyRow) []string {
+	switch {
+	case k.Published == nil || *k.Published == k.InKeySet:
+		return nil
+	case *k.Published:
+		return []string{k.Kid + ": published, though the secret leaves it out of the key set now"}
+	}
+	return []string{k.Kid + ": missing from the published key set"}
 }
 
 // at formats an optional time for the table.

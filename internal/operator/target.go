@@ -120,45 +120,76 @@ type target struct {
 // secret cannot be described; otherwise it reads what it can.
 func (r *runner) resolve(ctx context.Context, c *clients, needSecret bool) (*target, error) {
 	t := &target{stack: r.t.stack, outputs: map[string]string{}}
-	if r.t.stack != "" {
-		out, err := c.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(r.t.stack)})
-		if err != nil {
-			if apiCode(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
-				return nil, &hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region),
-					"check --stack, AWS_REGION (or --region) and AWS_PROFILE; aws cloudformation list-stacks lists them"}
-			}
-			return nil, fmt.Errorf("describe stack %s: %w", r.t.stack, err)
-		}
-		if len(out.Stacks) == 0 {
-			return nil, &hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region), "check --stack and AWS_REGION"}
-		}
-		for _, o := range out.Stacks[0].Outputs {
-			t.outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
-		}
+	if err := r.readOutputs(ctx, c, t); err != nil {
+		return nil, err
 	}
 	t.secretID = first(r.t.secret, t.outputs["SecretArn"])
 	t.signer = first(r.t.signer, t.outputs["SignerFunctionArn"])
 	t.distID = t.outputs["DistributionId"]
-	if t.secretID == "" {
-		switch {
-		case needSecret && r.t.stack != "":
-			return nil, &hinted{fmt.Errorf("the stack %s has no SecretArn output", r.t.stack),
-				"check that it is a jwks-issuer stack, or name the secret: --secret ARN"}
-		case needSecret:
-			return nil, &hinted{errors.New("no key secret named"), "pass --stack NAME, or --secret ARN"}
-		}
-	} else {
-		d, err := c.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.secretID)})
-		switch {
-		case err == nil:
-			t.secret = d
-			t.secretID = first(aws.ToString(d.ARN), t.secretID)
-		case needSecret:
-			return nil, fmt.Errorf("describe secret %s: %w", t.secretID, err)
-		default:
-			t.warnings = append(t.warnings, fmt.Sprintf("could not describe the secret %s: %v", t.secretID, err))
-		}
+	if err := r.describeSecret(ctx, c, t, needSecret); err != nil {
+		return nil, err
 	}
+	r.findRotator(ctx, c, t)
+	if err := t.settle(r.t.set); err != nil {
+		return nil, err
+	}
+	t.jwksURL = first(r.t.jwksURL, t.outputs["JwksUrl"], t.cfg.JWKSURL)
+	return t, nil
+}
+
+// readOutputs reads the outputs of the stack --stack names, if any.
+func (r *runner) readOutputs(ctx context.Context, c *clients, t *target) error {
+	if r.t.stack == "" {
+		return nil
+	}
+	out, err := c.cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(r.t.stack)})
+	if err != nil {
+		if apiCode(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
+			return &hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region),
+				"check --stack, AWS_REGION (or --region) and AWS_PROFILE; aws cloudformation list-stacks lists them"}
+		}
+		return fmt.Errorf("describe stack %s: %w", r.t.stack, err)
+	}
+	if len(out.Stacks) == 0 {
+		return &hinted{fmt.Errorf("no such stack %q in %s", r.t.stack, c.cfg.Region), "check --stack and AWS_REGION"}
+	}
+	for _, o := range out.Stacks[0].Outputs {
+		t.outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	return nil
+}
+
+// describeSecret describes the secret t names. Without needSecret a
+// secret that is not named or cannot be described is a warning, not an
+// error: verify needs only the public URLs.
+func (r *runner) describeSecret(ctx context.Context, c *clients, t *target, needSecret bool) error {
+	switch {
+	case t.secretID == "" && needSecret && r.t.stack != "":
+		return &hinted{fmt.Errorf("the stack %s has no SecretArn output", r.t.stack),
+			"check that it is a jwks-issuer stack, or name the secret: --secret ARN"}
+	case t.secretID == "" && needSecret:
+		return &hinted{errors.New("no key secret named"), "pass --stack NAME, or --secret ARN"}
+	case t.secretID == "":
+		return nil
+	}
+	d, err := c.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.secretID)})
+	switch {
+	case err == nil:
+		t.secret = d
+		t.secretID = first(aws.ToString(d.ARN), t.secretID)
+	case needSecret:
+		return fmt.Errorf("describe secret %s: %w", t.secretID, err)
+	default:
+		t.warnings = append(t.warnings, fmt.Sprintf("could not describe the secret %s: %v", t.secretID, err))
+	}
+	return nil
+}
+
+// findRotator finds the rotation function (--rotator, else the secret's,
+// else the stack's output) and reads its configuration, which holds the
+// settings; when it cannot be read the settings are defaults, and a
+// warning says so.
+func (r *runner) findRotator(ctx context.Context, c *clients, t *target) {
 	t.rotator = r.t.rotator
 	if t.rotator == "" && t.secret != nil {
 		t.rotator = aws.ToString(t.secret.RotationLambdaARN)
@@ -174,11 +205,6 @@ func (r *runner) resolve(ctx context.Context, c *clients, needSecret bool) (*tar
 			"the settings below are defaults unless a flag or output gave them; "+
 			"pass --rotator, or --set NAME=VALUE for each setting that differs", t.rotatorErr))
 	}
-	if err := t.settle(r.t.set); err != nil {
-		return nil, err
-	}
-	t.jwksURL = first(r.t.jwksURL, t.outputs["JwksUrl"], t.cfg.JWKSURL)
-	return t, nil
 }
 
 // readRotator reads the rotation function's environment and log group.
@@ -249,6 +275,13 @@ func (t *target) settle(flags map[string]string) error {
 			"fix the --set or named flag, or the function's environment (the rotator refuses it too)"}
 	}
 	t.cfg = cfg
+	t.settings = append(t.settings, settingsOf(cfg, vars["JWKS_BUCKET"], source)...)
+	return nil
+}
+
+// settingsOf lists the effective settings as the rotator reads them, in
+// settingNames' order, each with where it came from.
+func settingsOf(cfg envconfig.Rotator, bucket string, source map[string]string) []setting {
 	lc := cfg.Lifecycle
 	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
 	values := map[string]string{
@@ -261,25 +294,22 @@ func (t *target) settle(flags map[string]string) error {
 		"KEY_CUSTODY":              string(cfg.Custody),
 		"SIGNING_KEY_PARAMETER":    cfg.Parameter,
 		"KEY_ALGORITHM":            string(cfg.Algorithm),
-		"JWKS_BUCKET":              vars["JWKS_BUCKET"],
+		"JWKS_BUCKET":              bucket,
 		"JWKS_KEY":                 cfg.Key,
 		"ISSUER_URL":               cfg.Issuer.String(),
 		"DISCOVERY_KEY":            cfg.DiscoveryKey,
 	}
 	if cfg.Issuer.IsZero() {
-		values["DISCOVERY_KEY"] = ""
+		values["DISCOVERY_KEY"] = "" // without an issuer the rotator publishes no discovery document
 	}
+	var out []setting
 	for _, n := range settingNames {
 		if n == "SIGNING_KEY_PARAMETER" && cfg.Custody != envconfig.CustodyParameterStore {
 			continue // only Parameter Store custody has the parameter
 		}
-		src := source[n]
-		if src == "" {
-			src = fromDefault
-		}
-		t.settings = append(t.settings, setting{Name: n, Value: values[n], Source: src})
+		out = append(out, setting{Name: n, Value: values[n], Source: first(source[n], fromDefault)})
 	}
-	return nil
+	return out
 }
 
 func first(vs ...string) string {

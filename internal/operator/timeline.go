@@ -68,97 +68,176 @@ func drawTimeline(w io.Writer, tl []lifecycle.KeyTimeline, now time.Time, width 
 		fmt.Fprintln(w, "the secret holds no key yet: nothing to draw")
 		return
 	}
-	cols := width - labelWidth
 	lo, hi := span(tl, now)
-	col := func(t time.Time) int {
-		c := int(float64(t.Sub(lo)) / float64(hi.Sub(lo)) * float64(cols-1))
-		return max(0, min(cols-1, c))
+	a := axis{lo: lo, hi: hi, cols: width - labelWidth}
+	a.draw(w, now, g)
+	for _, k := range tl {
+		fmt.Fprintf(w, "%-21s %-8s %s\n", k.Kid, stateLabel(k), string(a.row(k, now, g)))
 	}
-	// The axis: three time labels, then the ruler with the now tick.
-	format := "2006-01-02 15:04"
-	switch d := hi.Sub(lo); {
-	case d < 10*time.Minute:
-		format = "15:04:05.000"
-	case d < 2*24*time.Hour:
-		format = "01-02 15:04:05"
+	writeLegend(w, g, width)
+	for _, k := range tl {
+		if stillSigning(k) {
+			fmt.Fprintf(w, "REVOKED*: %s is revoked but still AWSCURRENT: the emergency rollover has not finished\n", k.Kid)
+		}
 	}
-	labels := []rune(strings.Repeat(" ", cols))
+}
+
+// axis maps the time range [lo, hi] onto cols columns.
+type axis struct {
+	lo, hi time.Time
+	cols   int
+}
+
+// col is the column of t, clamped to the axis.
+func (a axis) col(t time.Time) int {
+	c := int(float64(t.Sub(a.lo)) / float64(a.hi.Sub(a.lo)) * float64(a.cols-1))
+	return max(0, min(a.cols-1, c))
+}
+
+// draw writes the axis: three time labels, then the ruler with the now tick.
+func (a axis) draw(w io.Writer, now time.Time, g glyphs) {
+	format := axisFormat(a.hi.Sub(a.lo))
+	labels := []rune(strings.Repeat(" ", a.cols))
 	place := func(at int, s string) {
 		for i, r := range []rune(s) {
-			if at+i >= 0 && at+i < cols {
+			if at+i >= 0 && at+i < a.cols {
 				labels[at+i] = r
 			}
 		}
 	}
-	mid := lo.Add(hi.Sub(lo) / 2)
-	place(0, lo.UTC().Format(format))
-	place(cols/2-len(mid.UTC().Format(format))/2, mid.UTC().Format(format))
-	place(cols-len(hi.UTC().Format(format)), hi.UTC().Format(format))
+	lo, mid, hi := a.lo.UTC().Format(format), a.lo.Add(a.hi.Sub(a.lo)/2).UTC().Format(format), a.hi.UTC().Format(format)
+	place(0, lo)
+	place(a.cols/2-len(mid)/2, mid)
+	place(a.cols-len(hi), hi)
 	fmt.Fprintf(w, "%-*s%s\n", labelWidth, "", string(labels))
-	ruler := []rune(strings.Repeat(string(g.axis), cols))
-	ruler[0], ruler[cols/2], ruler[cols-1] = g.axisStart, g.tick, g.axisEnd
-	ruler[col(now)] = g.nowTick
+	ruler := []rune(strings.Repeat(string(g.axis), a.cols))
+	ruler[0], ruler[a.cols/2], ruler[a.cols-1] = g.axisStart, g.tick, g.axisEnd
+	ruler[a.col(now)] = g.nowTick
 	fmt.Fprintf(w, "%-*s%s\n", labelWidth, "KID                   STATE", string(ruler))
+}
 
-	for _, k := range tl {
-		row := []rune(strings.Repeat(" ", cols))
-		fill := func(from, to int, r rune) {
-			for i := max(0, from); i <= min(cols-1, to); i++ {
-				row[i] = r
-			}
-		}
-		mark := func(t time.Time, r rune) {
-			if !t.IsZero() {
-				row[col(t)] = r
-			}
-		}
-		end := cols - 1
-		switch k.Role {
-		case lifecycle.RoleCurrent:
-			if !k.Published.IsZero() && !k.SigningSince.IsZero() {
-				fill(col(k.Published), col(k.SigningSince), g.published)
-			}
-			start := 0
-			if !k.SigningSince.IsZero() {
-				start = col(k.SigningSince)
-			}
-			fill(start, end, g.signing)
-			mark(k.SigningSince, g.activation)
-		case lifecycle.RolePending, lifecycle.RoleNext:
-			if !k.Published.IsZero() {
-				fill(col(k.Published), end, g.published)
-			}
-			mark(k.Promotable, g.activation)
-		case lifecycle.RoleRetired:
-			if k.Retired.IsZero() {
-				fill(0, end, g.retired) // retirement not recorded: kept
-				break
-			}
-			start := 0
-			if !k.SigningSince.IsZero() {
-				start = col(k.SigningSince)
-			}
-			fill(start, col(k.Retired), g.signing)
-			fill(col(k.Retired), col(k.Removal), g.retired)
-			mark(k.SigningSince, g.activation)
-			mark(k.Retired, g.retirement)
-			mark(k.Removal, g.remove)
-		case lifecycle.RoleRevoked:
-			if !k.SigningSince.IsZero() {
-				fill(col(k.SigningSince), col(k.Retired), g.signing)
-				mark(k.SigningSince, g.activation)
-			}
-			mark(k.Retired, g.revoked)
-		}
-		if c := col(now); row[c] == ' ' || row[c] == g.published || row[c] == g.signing || row[c] == g.retired {
-			row[c] = g.now
-		}
-		state := string(k.Role)
-		if k.Role == lifecycle.RoleRevoked && k.Label == "AWSCURRENT" {
-			state = "REVOKED*"
-		}
-		fmt.Fprintf(w, "%-21s %-8s %s\n", k.Kid, state, string(row))
+// axisFormat is the precision of the axis labels: enough to tell the
+// marks of a short range apart.
+func axisFormat(d time.Duration) string {
+	switch {
+	case d < 10*time.Minute:
+		return "15:04:05.000"
+	case d < 2*24*time.Hour:
+		return "01-02 15:04:05"
 	}
+	return "2006-01-02 15:04"
+}
+
+// row draws one key: its bars and marks by its state, then now.
+func (a axis) row(k lifecycle.KeyTimeline, now time.Time, g glyphs) []rune {
+	p := painter{axis: a, row: []rune(strings.Repeat(" ", a.cols)), g: g}
+	if paint := painters[k.Role]; paint != nil {
+		paint(p, k)
+	}
+	// Now goes over blank and bars, never over a mark: a mark at now is
+	// the more telling of the two.
+	if c := a.col(now); p.row[c] == ' ' || p.row[c] == g.published || p.row[c] == g.signing || p.row[c] == g.retired {
+		p.row[c] = g.now
+	}
+	return p.row
+}
+
+// painter draws on one key's row.
+type painter struct {
+	axis
+	row []rune
+	g   glyphs
+}
+
+// fill draws r from column from to column to, clamped to the row.
+func (p painter) fill(from, to int, r rune) {
+	for i := max(0, from); i <= min(p.cols-1, to); i++ {
+		p.row[i] = r
+	}
+}
+
+// mark puts r at t's column; a zero t is not known and gets no mark.
+func (p painter) mark(t time.Time, r rune) {
+	if !t.IsZero() {
+		p.row[p.col(t)] = r
+	}
+}
+
+// from is the column a bar starting at t starts at: an unknown start is
+// before the axis.
+func (p painter) from(t time.Time) int {
+	if t.IsZero() {
+		return 0
+	}
+	return p.col(t)
+}
+
+// end is the last column: a bar that has not ended runs off the axis.
+func (p painter) end() int { return p.cols - 1 }
+
+// painters draw each state's bars and marks. A mark is drawn after the
+// bars it sits on, so that it shows.
+var painters = map[lifecycle.Role]func(p painter, k lifecycle.KeyTimeline){
+	// CURRENT: published before it signed (when both are known), and
+	// signing from its activation on.
+	lifecycle.RoleCurrent: func(p painter, k lifecycle.KeyTimeline) {
+		if !k.Published.IsZero() && !k.SigningSince.IsZero() {
+			p.fill(p.col(k.Published), p.col(k.SigningSince), p.g.published)
+		}
+		p.fill(p.from(k.SigningSince), p.end(), p.g.signing)
+		p.mark(k.SigningSince, p.g.activation)
+	},
+	// pending and NEXT: published from their first publication on, with
+	// the earliest activation marked.
+	lifecycle.RolePending: paintWaiting,
+	lifecycle.RoleNext:    paintWaiting,
+	// RETIRED: signed until its retirement, then published until its
+	// removal. Without a recorded retirement it is kept: published
+	// across the whole axis.
+	lifecycle.RoleRetired: func(p painter, k lifecycle.KeyTimeline) {
+		if k.Retired.IsZero() {
+			p.fill(0, p.end(), p.g.retired)
+			return
+		}
+		p.fill(p.from(k.SigningSince), p.col(k.Retired), p.g.signing)
+		p.fill(p.col(k.Retired), p.col(k.Removal), p.g.retired)
+		p.mark(k.SigningSince, p.g.activation)
+		p.mark(k.Retired, p.g.retirement)
+		p.mark(k.Removal, p.g.remove)
+	},
+	// REVOKED: signing until the revocation when its activation is known
+	// (no bar otherwise: the history does not say), then gone at once.
+	lifecycle.RoleRevoked: func(p painter, k lifecycle.KeyTimeline) {
+		if !k.SigningSince.IsZero() {
+			p.fill(p.col(k.SigningSince), p.col(k.Retired), p.g.signing)
+			p.mark(k.SigningSince, p.g.activation)
+		}
+		p.mark(k.Retired, p.g.revoked)
+	},
+}
+
+func paintWaiting(p painter, k lifecycle.KeyTimeline) {
+	if !k.Published.IsZero() {
+		p.fill(p.col(k.Published), p.end(), p.g.published)
+	}
+	p.mark(k.Promotable, p.g.activation)
+}
+
+// stillSigning tells whether k is revoked but still AWSCURRENT: an
+// emergency rollover that has not finished.
+func stillSigning(k lifecycle.KeyTimeline) bool {
+	return k.Role == lifecycle.RoleRevoked && k.Label == "AWSCURRENT"
+}
+
+func stateLabel(k lifecycle.KeyTimeline) string {
+	if stillSigning(k) {
+		return "REVOKED*"
+	}
+	return string(k.Role)
+}
+
+// writeLegend writes what each character means, wrapped to width.
+func writeLegend(w io.Writer, g glyphs, width int) {
 	legend := []string{
 		fmt.Sprintf("%c published, not signing", g.published), fmt.Sprintf("%c signing", g.signing),
 		fmt.Sprintf("%c retired, still published", g.retired), fmt.Sprintf("%c activation (NEXT: earliest)", g.activation),
@@ -177,11 +256,6 @@ func drawTimeline(w io.Writer, tl []lifecycle.KeyTimeline, now time.Time, width 
 		line += l
 	}
 	fmt.Fprintln(w, line)
-	for _, k := range tl {
-		if k.Role == lifecycle.RoleRevoked && k.Label == "AWSCURRENT" {
-			fmt.Fprintf(w, "REVOKED*: %s is revoked but still AWSCURRENT: the emergency rollover has not finished\n", k.Kid)
-		}
-	}
 }
 
 // span is the time range to draw: every known moment and now, with room

@@ -171,96 +171,22 @@ var issuedAlgorithms = []string{string(keys.ES256), string(keys.ES384), string(k
 
 func (v verification) check(token string, set keys.Set) verdict {
 	var out verdict
-	reject := func(kind, format string, args ...any) {
-		out.rejections = append(out.rejections, rejection{kind, fmt.Sprintf(format, args...)})
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		reject("malformed", "a JWT has three dot-separated parts, this has %d", len(parts))
+	header, claims, ok := out.parse(token)
+	if !ok {
 		return out
 	}
-	var header struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-	}
-	if err := decodePart(parts[0], &header); err != nil {
-		reject("malformed", "the header: %v", err)
-		return out
-	}
-	var claims map[string]any
-	if err := decodePart(parts[1], &claims); err != nil {
-		reject("malformed", "the claims: %v", err)
-		return out
-	}
-
-	jwk, known := set.Find(header.Kid)
-	algOK := slices.Contains(issuedAlgorithms, header.Alg)
-	switch {
-	case !algOK:
-		reject("wrong alg", "the token says alg %q; this issuer signs only with %s", header.Alg, strings.Join(issuedAlgorithms, ", "))
-	case known && jwk.Alg != header.Alg:
-		reject("wrong alg", "the token says alg %s, but key %s is %s", header.Alg, header.Kid, jwk.Alg)
-		algOK = false
-	}
-	switch {
-	case header.Kid == "":
-		reject("unknown kid", "the token has no kid; this issuer's tokens always name their key")
-	case !known:
-		reject("unknown kid", "%s is not in the key set; %s", header.Kid, v.whoseKid(header.Kid))
-	}
-
-	exp, hasExp, err := numericDate(claims, "exp")
-	switch {
-	case err != nil:
-		reject("malformed", "%v", err)
-	case !hasExp:
-		reject("no exp", "the token has no exp: verifiers must require it")
-	case v.now.After(exp.Add(v.leeway)):
-		reject("expired", "it expired %s ago, at %s (beyond the %s leeway)", human(v.now.Sub(exp)), stamp(exp), human(v.leeway))
-	case v.now.After(exp):
-		out.notes = append(out.notes, fmt.Sprintf("it expired %s ago, within the %s leeway", human(v.now.Sub(exp)), human(v.leeway)))
-	}
-	if nbf, ok, err := numericDate(claims, "nbf"); err != nil {
-		reject("malformed", "%v", err)
-	} else if ok && nbf.After(v.now.Add(v.leeway)) {
-		reject("not yet valid", "nbf is %s from now, at %s", human(nbf.Sub(v.now)), stamp(nbf))
-	}
-	iss, _ := claims["iss"].(string)
-	if v.issuer != "" {
-		switch {
-		case claims["iss"] == nil:
-			reject("wrong iss", "the token has no iss; the issuer is %s", v.issuer)
-		case iss != v.issuer:
-			reject("wrong iss", "the token says iss %q; the issuer is %q (compared byte for byte)", iss, v.issuer)
-		}
-	}
-	auds := audiences(claims["aud"])
-	if v.audience != "" {
-		switch {
-		case len(auds) == 0:
-			reject("wrong aud", "the token has no aud; %q was required", v.audience)
-		case !slices.Contains(auds, v.audience):
-			reject("wrong aud", "the token is for %s, not %q", strings.Join(quoteAll(auds), ", "), v.audience)
-		}
-	}
-	v.merge(&out, header.Kid, algOK && known)
+	// Every check runs, so that the rejection lists every reason; they
+	// are listed in the order a verifier meets them.
+	keyFits := v.checkKey(&out, header, set)
+	exp := v.checkExpiry(&out, claims)
+	v.checkNotBefore(&out, claims)
+	v.checkIssuer(&out, claims)
+	auds := v.checkAudience(&out, claims)
+	v.merge(&out, header.Kid, keyFits)
 	if len(out.rejections) > 0 {
 		return out
 	}
-	role := ""
-	if k, ok := v.find(header.Kid); ok {
-		role = string(k.Role) + ", "
-	}
-	out.summary = fmt.Sprintf("signed by %s (%s%s), expires in %s (at %s)", header.Kid, role, header.Alg, human(exp.Sub(v.now)), stamp(exp))
-	if iss != "" {
-		out.summary += ", iss " + iss
-	}
-	if len(auds) > 0 {
-		out.summary += ", aud " + strings.Join(auds, " ")
-	}
-	if sub, ok := claims["sub"].(string); ok {
-		out.summary += ", sub " + sub
-	}
+	out.summary = v.summary(header, claims, exp, auds)
 	if v.issuer == "" {
 		out.notes = append(out.notes, "iss was not checked: no issuer is known (--issuer)")
 	}
@@ -268,6 +194,135 @@ func (v verification) check(token string, set keys.Set) verdict {
 		out.notes = append(out.notes, "aud was not checked (--audience)")
 	}
 	return out
+}
+
+func (out *verdict) reject(kind, format string, args ...any) {
+	out.rejections = append(out.rejections, rejection{kind, fmt.Sprintf(format, args...)})
+}
+
+// tokenHeader is what the checks read of a token's header. It is an alias
+// of an unnamed struct: a header that does not decode is explained with the
+// decoder's message, which names the type.
+type tokenHeader = struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// parse decodes the token's header and claims; ok is false, with the
+// rejection, when it is not a JWT: nothing else can be checked then.
+func (out *verdict) parse(token string) (header tokenHeader, claims map[string]any, ok bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		out.reject("malformed", "a JWT has three dot-separated parts, this has %d", len(parts))
+		return header, nil, false
+	}
+	if err := decodePart(parts[0], &header); err != nil {
+		out.reject("malformed", "the header: %v", err)
+		return header, nil, false
+	}
+	if err := decodePart(parts[1], &claims); err != nil {
+		out.reject("malformed", "the claims: %v", err)
+		return header, nil, false
+	}
+	return header, claims, true
+}
+
+// checkKey checks alg and kid against the key set; it tells whether the
+// key the token names fits it (known, with the token's alg), so that the
+// signature check means something.
+func (v verification) checkKey(out *verdict, h tokenHeader, set keys.Set) bool {
+	jwk, known := set.Find(h.Kid)
+	algOK := slices.Contains(issuedAlgorithms, h.Alg)
+	switch {
+	case !algOK:
+		out.reject("wrong alg", "the token says alg %q; this issuer signs only with %s", h.Alg, strings.Join(issuedAlgorithms, ", "))
+	case known && jwk.Alg != h.Alg:
+		out.reject("wrong alg", "the token says alg %s, but key %s is %s", h.Alg, h.Kid, jwk.Alg)
+		algOK = false
+	}
+	switch {
+	case h.Kid == "":
+		out.reject("unknown kid", "the token has no kid; this issuer's tokens always name their key")
+	case !known:
+		out.reject("unknown kid", "%s is not in the key set; %s", h.Kid, v.whoseKid(h.Kid))
+	}
+	return algOK && known
+}
+
+// checkExpiry checks exp, which verifiers must require, with the leeway
+// they allow; it returns exp for the summary.
+func (v verification) checkExpiry(out *verdict, claims map[string]any) time.Time {
+	exp, hasExp, err := numericDate(claims, "exp")
+	switch {
+	case err != nil:
+		out.reject("malformed", "%v", err)
+	case !hasExp:
+		out.reject("no exp", "the token has no exp: verifiers must require it")
+	case v.now.After(exp.Add(v.leeway)):
+		out.reject("expired", "it expired %s ago, at %s (beyond the %s leeway)", human(v.now.Sub(exp)), stamp(exp), human(v.leeway))
+	case v.now.After(exp):
+		out.notes = append(out.notes, fmt.Sprintf("it expired %s ago, within the %s leeway", human(v.now.Sub(exp)), human(v.leeway)))
+	}
+	return exp
+}
+
+// checkNotBefore checks nbf, when the token has one.
+func (v verification) checkNotBefore(out *verdict, claims map[string]any) {
+	if nbf, ok, err := numericDate(claims, "nbf"); err != nil {
+		out.reject("malformed", "%v", err)
+	} else if ok && nbf.After(v.now.Add(v.leeway)) {
+		out.reject("not yet valid", "nbf is %s from now, at %s", human(nbf.Sub(v.now)), stamp(nbf))
+	}
+}
+
+// checkIssuer compares iss with the issuer, when it is known.
+func (v verification) checkIssuer(out *verdict, claims map[string]any) {
+	if v.issuer == "" {
+		return
+	}
+	iss, _ := claims["iss"].(string)
+	switch {
+	case claims["iss"] == nil:
+		out.reject("wrong iss", "the token has no iss; the issuer is %s", v.issuer)
+	case iss != v.issuer:
+		out.reject("wrong iss", "the token says iss %q; the issuer is %q (compared byte for byte)", iss, v.issuer)
+	}
+}
+
+// checkAudience requires the --audience asked for; it returns the token's
+// audiences for the summary.
+func (v verification) checkAudience(out *verdict, claims map[string]any) []string {
+	auds := audiences(claims["aud"])
+	if v.audience == "" {
+		return auds
+	}
+	switch {
+	case len(auds) == 0:
+		out.reject("wrong aud", "the token has no aud; %q was required", v.audience)
+	case !slices.Contains(auds, v.audience):
+		out.reject("wrong aud", "the token is for %s, not %q", strings.Join(quoteAll(auds), ", "), v.audience)
+	}
+	return auds
+}
+
+// summary describes a valid token: its key, expiry and the claims people
+// look for.
+func (v verification) summary(h tokenHeader, claims map[string]any, exp time.Time, auds []string) string {
+	role := ""
+	if k, ok := v.find(h.Kid); ok {
+		role = string(k.Role) + ", "
+	}
+	s := fmt.Sprintf("signed by %s (%s%s), expires in %s (at %s)", h.Kid, role, h.Alg, human(exp.Sub(v.now)), stamp(exp))
+	if iss, _ := claims["iss"].(string); iss != "" {
+		s += ", iss " + iss
+	}
+	if len(auds) > 0 {
+		s += ", aud " + strings.Join(auds, " ")
+	}
+	if sub, ok := claims["sub"].(string); ok {
+		s += ", sub " + sub
+	}
+	return s
 }
 
 func (v verification) find(kid string) (lifecycle.KeyTimeline, bool) {
@@ -315,39 +370,55 @@ var kindOf = map[verify.Reason]string{
 // signature) to the explanations: a refusal they do not already give, and
 // whether the signature verified.
 func (v verification) merge(out *verdict, kid string, keyFits bool) {
-	if v.verdict == nil {
+	if v.verdict == nil || v.verdict.err == nil {
 		return
 	}
 	err := v.verdict.err
-	if err == nil {
-		return
-	}
 	reason := verify.ReasonOf(err)
-	kind := kindOf[reason]
-	if kind == "" {
-		kind = "refused"
-	}
 	if reason == verify.ReasonWrongAudience && v.audience == "" {
 		return // aud is checked only when --audience asks
 	}
-	if reason > verify.ReasonBadSignature && reason != verify.ReasonKeySetUnavailable && keyFits {
+	kind := first(kindOf[reason], "refused")
+	if signatureVerified(reason) && keyFits {
 		out.notes = append(out.notes, "the signature verifies with key "+kid)
 	}
+	if out.explains(kind) {
+		return
+	}
+	out.rejections = append(out.rejections, rejection{kind, refusalDetail(err, reason, kid)})
+}
+
+// signatureVerified tells whether a refusal for reason came after the
+// signature verified: pkg/verify checks the signature before the claims
+// (the reasons after ReasonBadSignature), and an unavailable key set says
+// nothing about it.
+func signatureVerified(reason verify.Reason) bool {
+	return reason > verify.ReasonBadSignature && reason != verify.ReasonKeySetUnavailable
+}
+
+// explains tells whether a rejection of this kind is already listed.
+// pkg/verify calls a missing exp malformed, which "no exp" already says.
+func (out *verdict) explains(kind string) bool {
 	for _, r := range out.rejections {
 		if r.kind == kind || (kind == "malformed" && r.kind == "no exp") {
-			return
+			return true
 		}
 	}
-	var e *verify.Error
-	detail := err.Error()
-	if errors.As(err, &e) && e.Detail != "" {
-		detail = e.Detail
-	}
+	return false
+}
+
+// refusalDetail is pkg/verify's refusal in words: its detail, and for a
+// bad signature what that means.
+func refusalDetail(err error, reason verify.Reason, kid string) string {
 	if reason == verify.ReasonBadSignature {
-		detail = fmt.Sprintf("the signature does not verify with key %s: the token was changed after signing, "+
+		return fmt.Sprintf("the signature does not verify with key %s: the token was changed after signing, "+
 			"or another key signed it", kid)
 	}
-	out.rejections = append(out.rejections, rejection{kind, detail})
+	var e *verify.Error
+	if errors.As(err, &e) && e.Detail != "" {
+		return e.Detail
+	}
+	return err.Error()
 }
 
 // verifyWith asks pkg/verify, the issuer's verifier, for its verdict on

@@ -75,77 +75,17 @@ type KeyTimeline struct {
 // REVOKED keys newest first. Retired keys past their retention are listed
 // too, with InKeySet false, as long as a record still holds them.
 func Timeline(s State, c Config, now time.Time) []KeyTimeline {
-	revoked := s.revoked()
+	b := timelineBuilder{s: s, c: c, revoked: s.revoked(), seen: map[string]bool{}}
+	labelled := b.labelled()
+	retired, gone := b.fromHistory()
+	gone = append(gone, b.fromRevocations()...)
+	slices.SortFunc(retired, newestFirst)
+	slices.SortFunc(gone, newestFirst)
+	out := append(append(labelled, retired...), gone...)
 	inSet := map[string]bool{}
 	for _, k := range KeySet(s, c, now) {
 		inSet[k.Kid] = true
 	}
-	seen := map[string]bool{}
-	var labelled, retired, gone []KeyTimeline
-	for _, l := range []struct {
-		label string
-		role  Role
-		rec   *keys.Record
-	}{{labelCurrent, RoleCurrent, s.Current}, {labelPending, RolePending, s.Pending}, {labelNext, RoleNext, s.Next}} {
-		r := l.rec
-		if r == nil || seen[r.Kid] {
-			continue
-		}
-		seen[r.Kid] = true
-		k := KeyTimeline{Kid: r.Kid, Alg: string(r.Alg), Role: l.role, Label: l.label, KMSKeyID: r.KMSKeyID,
-			Emergency: r.Emergency, Created: r.CreatedAt}
-		k.Published, _ = s.PublishedAt(r)
-		switch l.role {
-		case RoleCurrent:
-			k.SigningSince = s.CurrentSince
-		case RoleNext:
-			if !k.Published.IsZero() {
-				k.Promotable = k.Published.Add(c.ActivationGrace)
-			}
-		}
-		if v, ok := revoked[r.Kid]; ok {
-			k.Role, k.Retired, k.Removal = RoleRevoked, v.at, v.at
-		}
-		labelled = append(labelled, k)
-	}
-	for _, e := range s.history() {
-		if seen[e.JWK.Kid] {
-			continue
-		}
-		seen[e.JWK.Kid] = true
-		k := KeyTimeline{Kid: e.JWK.Kid, Alg: e.JWK.Alg, Role: RoleRetired, KMSKeyID: e.KMSKeyID}
-		if v, ok := revoked[e.JWK.Kid]; ok {
-			k.Role, k.Retired, k.Removal = RoleRevoked, v.at, v.at
-			gone = append(gone, k)
-			continue
-		}
-		if e.RetiredAt != nil {
-			k.Retired = *e.RetiredAt
-			k.Removal = k.Retired.Add(c.Retention())
-		}
-		retired = append(retired, k)
-	}
-	for kid, v := range revoked {
-		if !seen[kid] {
-			seen[kid] = true
-			gone = append(gone, KeyTimeline{Kid: kid, Alg: v.jwk.Alg, Role: RoleRevoked, KMSKeyID: v.kmsKeyID, Retired: v.at, Removal: v.at})
-		}
-	}
-	newestFirst := func(a, b KeyTimeline) int {
-		switch {
-		case a.Retired.IsZero() != b.Retired.IsZero():
-			if a.Retired.IsZero() {
-				return -1
-			}
-			return 1
-		case !a.Retired.Equal(b.Retired):
-			return b.Retired.Compare(a.Retired)
-		}
-		return strings.Compare(a.Kid, b.Kid)
-	}
-	slices.SortFunc(retired, newestFirst)
-	slices.SortFunc(gone, newestFirst)
-	out := append(append(labelled, retired...), gone...)
 	handovers := handoverTimes(out)
 	for i := range out {
 		k := &out[i]
@@ -155,6 +95,128 @@ func Timeline(s State, c Config, now time.Time) []KeyTimeline {
 		}
 	}
 	return out
+}
+
+// timelineBuilder gathers the keys of a state from the three places that
+// know them, in this order: the labelled versions, the records' key
+// history, the revocations (records and tags).
+type timelineBuilder struct {
+	s       State
+	c       Config
+	revoked map[string]revocation
+	seen    map[string]bool
+}
+
+// first tells whether kid is met for the first time, and marks it met. A
+// key can be in several places (NEXT is also the pending record's key
+// during a rotation; Current's and Pending's histories overlap; a revoked
+// key is still labelled until the rollover finishes): it is listed once,
+// where it is met first, which is the place that knows the most about it.
+func (b *timelineBuilder) first(kid string) bool {
+	if b.seen[kid] {
+		return false
+	}
+	b.seen[kid] = true
+	return true
+}
+
+// revoke makes k REVOKED if the state revokes it: a revoked key leaves the
+// key set at its revocation, so that is both its retirement and its
+// removal.
+func (b *timelineBuilder) revoke(k *KeyTimeline) bool {
+	v, ok := b.revoked[k.Kid]
+	if ok {
+		k.Role, k.Retired, k.Removal = RoleRevoked, v.at, v.at
+	}
+	return ok
+}
+
+// labelled lists the keys of AWSCURRENT, AWSPENDING and NEXT, in that
+// order.
+func (b *timelineBuilder) labelled() []KeyTimeline {
+	var out []KeyTimeline
+	for _, l := range []struct {
+		label string
+		role  Role
+		rec   *keys.Record
+	}{{labelCurrent, RoleCurrent, b.s.Current}, {labelPending, RolePending, b.s.Pending}, {labelNext, RoleNext, b.s.Next}} {
+		if l.rec == nil || !b.first(l.rec.Kid) {
+			continue
+		}
+		out = append(out, b.labelledKey(l.label, l.role, l.rec))
+	}
+	return out
+}
+
+// labelledKey is one labelled key's moments: the record knows its
+// creation and the tags its first publication; CURRENT has signed since
+// the current tag's moment, and NEXT may be promoted once it has been
+// published for ACTIVATION_GRACE.
+func (b *timelineBuilder) labelledKey(label string, role Role, r *keys.Record) KeyTimeline {
+	k := KeyTimeline{Kid: r.Kid, Alg: string(r.Alg), Role: role, Label: label, KMSKeyID: r.KMSKeyID,
+		Emergency: r.Emergency, Created: r.CreatedAt}
+	k.Published, _ = b.s.PublishedAt(r)
+	switch role {
+	case RoleCurrent:
+		k.SigningSince = b.s.CurrentSince
+	case RoleNext:
+		if !k.Published.IsZero() {
+			k.Promotable = k.Published.Add(b.c.ActivationGrace)
+		}
+	}
+	b.revoke(&k)
+	return k
+}
+
+// fromHistory lists the keys the records' history holds that no label
+// does: RETIRED ones (removed Retention after their retirement, kept while
+// it is not recorded), and REVOKED ones apart.
+func (b *timelineBuilder) fromHistory() (retired, gone []KeyTimeline) {
+	for _, e := range b.s.history() {
+		if !b.first(e.JWK.Kid) {
+			continue
+		}
+		k := KeyTimeline{Kid: e.JWK.Kid, Alg: e.JWK.Alg, Role: RoleRetired, KMSKeyID: e.KMSKeyID}
+		if b.revoke(&k) {
+			gone = append(gone, k)
+			continue
+		}
+		if e.RetiredAt != nil {
+			k.Retired = *e.RetiredAt
+			k.Removal = k.Retired.Add(b.c.Retention())
+		}
+		retired = append(retired, k)
+	}
+	return retired, gone
+}
+
+// fromRevocations lists the revoked keys that neither a label nor the
+// history holds: known only from a record's revocations or a tag.
+func (b *timelineBuilder) fromRevocations() []KeyTimeline {
+	var gone []KeyTimeline
+	for kid, v := range b.revoked {
+		if b.first(kid) {
+			gone = append(gone, KeyTimeline{Kid: kid, Alg: v.jwk.Alg, Role: RoleRevoked, KMSKeyID: v.kmsKeyID, Retired: v.at, Removal: v.at})
+		}
+	}
+	return gone
+}
+
+// newestFirst orders retired and revoked keys as the key set does: a key
+// whose retirement is not recorded yet first (it is the one retired last,
+// or being retired), then by retirement, newest first, then by kid so that
+// the order is total.
+func newestFirst(a, b KeyTimeline) int {
+	switch {
+	case a.Retired.IsZero() != b.Retired.IsZero():
+		if a.Retired.IsZero() {
+			return -1
+		}
+		return 1
+	case !a.Retired.Equal(b.Retired):
+		return b.Retired.Compare(a.Retired)
+	}
+	return strings.Compare(a.Kid, b.Kid)
 }
 
 // history is the retired entries of Current and then of Pending, with
