@@ -144,8 +144,12 @@ func TestRotatorMetrics(t *testing.T) {
 	if _, err := e.rot.Invoke(context.Background(), []byte(`[]`)); err == nil {
 		t.Fatal("an event that is not an object ran")
 	}
+	if err := e.invoke(t, Event{Step: "createSecret", SecretID: "other", ClientRequestToken: tokenN(3)}); err == nil {
+		t.Fatal("a step for another secret ran")
+	}
 	got = points(t, out, e.clock.now())
-	if err := has(got, "StepRefused{Step=finishSecret}=1", "StepRefused{}=1", "RotationStepFailed{Step=invalid}=1"); err != nil {
+	if err := has(got, "StepRefused{Step=finishSecret}=1", "StepRefused{}=1", "RotationStepFailed{Step=invalid}=1",
+		"RotationStepFailed{Step=createSecret}=1"); err != nil {
 		t.Error(err)
 	}
 	if n := strings.Count(strings.Join(got, " "), "RotationStepFailed{Step=invalid}=1"); n != 3 {
