@@ -426,7 +426,8 @@ func TestRotationInvokeIsForTheSecret(t *testing.T) {
 func TestReservedConcurrency(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
-	for fn, param := range map[string]string{"SignerFunction": "SignerReservedConcurrency", "RotatorFunction": "RotatorReservedConcurrency"} {
+	for fn, param := range map[string]string{"SignerFunction": "SignerReservedConcurrency", "RotatorFunction": "RotatorReservedConcurrency",
+		"AuthorizerFunction": "AuthorizerReservedConcurrency"} {
 		f := resource(t, tpl, fn, "AWS::Serverless::Function")
 		branches, _ := get(f, "Properties", "ReservedConcurrentExecutions", "Fn::If").([]any)
 		if len(branches) != 3 || !isRef(branches[1], param) || !isRef(branches[2], "AWS::NoValue") {

@@ -28,14 +28,15 @@ func issuerExpr(t *testing.T, tpl obj) any {
 	return v
 }
 
-// TestIssuerIsOneExpression: both functions, the IssuerUrl, DiscoveryUrl and
-// JwksUrl outputs and the OIDC provider's Url use the same issuer, written
-// once in Globals and repeated verbatim elsewhere; no function overrides it.
+// TestIssuerIsOneExpression: the functions (the authorizer too), the
+// IssuerUrl, DiscoveryUrl and JwksUrl outputs and the OIDC provider's Url
+// use the same issuer, written once in Globals and repeated verbatim
+// elsewhere; no function overrides it.
 func TestIssuerIsOneExpression(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	want := render(issuerExpr(t, tpl))
-	for _, fn := range []string{"SignerFunction", "RotatorFunction"} {
+	for _, fn := range []string{"SignerFunction", "RotatorFunction", "AuthorizerFunction"} {
 		if got := render(env(t, tpl, fn)["ISSUER_URL"]); got != want {
 			t.Errorf("%s: ISSUER_URL = %s, want the Globals expression %s", fn, got, want)
 		}

@@ -73,26 +73,36 @@ func TestCfnLint(t *testing.T) {
 			"CertificateArn":             "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
 			"AllowedAudiences":           "hotsock,chat",
 			"IamOidcProviderAudiences":   "hotsock,sts.amazonaws.com",
+			"DeployAuthorizer":           `"true"`,
 		},
 		"every option": {
-			"KeyCustody":                 "KMS",
-			"AdoptKey":                   `"kms:` + adoptedKMSKey + `"`,
-			"AdoptKid":                   "hotsock-key-1",
-			"BreakGlassRoleArn":          "arn:aws:iam::123456789012:role/break-glass",
-			"SecretKmsKeyArn":            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-			"SignerReservedConcurrency":  `"50"`,
-			"RotatorReservedConcurrency": `"2"`,
-			"AccessLogBucket":            "example-cloudfront-logs",
-			"S3AccessLogBucket":          "example-s3-logs",
-			"JwksMaxAgeSeconds":          "0",
-			"ActivationGraceSeconds":     "0",
-			"IssuerUrl":                  "https://id.example.com/tenant",
-			"CustomDomainName":           "id.example.com",
-			"CertificateArn":             "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
-			"AllowedAudiences":           "hotsock,chat",
-			"IamOidcProviderAudiences":   "hotsock,sts.amazonaws.com",
+			"KeyCustody":                    "KMS",
+			"AdoptKey":                      `"kms:` + adoptedKMSKey + `"`,
+			"AdoptKid":                      "hotsock-key-1",
+			"BreakGlassRoleArn":             "arn:aws:iam::123456789012:role/break-glass",
+			"SecretKmsKeyArn":               "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"SignerReservedConcurrency":     `"50"`,
+			"RotatorReservedConcurrency":    `"2"`,
+			"AccessLogBucket":               "example-cloudfront-logs",
+			"S3AccessLogBucket":             "example-s3-logs",
+			"JwksMaxAgeSeconds":             "0",
+			"ActivationGraceSeconds":        "0",
+			"IssuerUrl":                     "https://id.example.com/tenant",
+			"CustomDomainName":              "id.example.com",
+			"CertificateArn":                "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
+			"AllowedAudiences":              "hotsock,chat",
+			"IamOidcProviderAudiences":      "hotsock,sts.amazonaws.com",
+			"DeployAuthorizer":              `"true"`,
+			"AuthorizerAudiences":           "api,chat",
+			"AuthorizerRequiredScopes":      `"chat:read chat:write"`,
+			"AuthorizerContextClaims":       "sub,scope,chat",
+			"AuthorizerReservedConcurrency": `"100"`,
 		},
-		"reserved concurrency 0": {"SignerReservedConcurrency": `"0"`, "RotatorReservedConcurrency": `"0"`},
+		"reserved concurrency 0": {"SignerReservedConcurrency": `"0"`, "RotatorReservedConcurrency": `"0"`,
+			"DeployAuthorizer": `"true"`, "AllowedAudiences": "hotsock", "AuthorizerReservedConcurrency": `"0"`},
+		"authorizer":                         {"DeployAuthorizer": `"true"`, "AllowedAudiences": "hotsock"},
+		"authorizer, its own audiences":      {"DeployAuthorizer": `"true"`, "AuthorizerAudiences": "api"},
+		"authorizer, KMS custody and scopes": {"DeployAuthorizer": `"true"`, "KeyCustody": "KMS", "AuthorizerAudiences": "api", "AuthorizerRequiredScopes": "chat:read"},
 		"custom domain": {
 			"CustomDomainName": "id.example.com",
 			"CertificateArn":   "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -437,6 +447,13 @@ func TestParameters(t *testing.T) {
 		// Nothing adopted unless asked.
 		"AdoptKey": "",
 		"AdoptKid": "",
+		// No authorizer unless asked; then the signer's audiences, no
+		// required scopes, sub in the context.
+		"DeployAuthorizer":              "false",
+		"AuthorizerAudiences":           "",
+		"AuthorizerRequiredScopes":      "",
+		"AuthorizerContextClaims":       "sub",
+		"AuthorizerReservedConcurrency": "",
 	}
 	for name, def := range want {
 		p := getObj(tpl, "Parameters", name)
@@ -566,7 +583,6 @@ func TestFunctions(t *testing.T) {
 			"ISSUER_URL", "DISCOVERY_KEY", "SIGNING_KEY_PARAMETER", "ADOPT_KEY", "ADOPT_KID"},
 	}
 	for function, vars := range wantEnv {
-		fn := resource(t, tpl, function, "AWS::Serverless::Function")
 		e := env(t, tpl, function)
 		for _, v := range vars {
 			val, ok := e[v]
@@ -581,6 +597,11 @@ func TestFunctions(t *testing.T) {
 		if !isRef(e["SECRET_ID"], "KeySecret") {
 			t.Errorf("%s: SECRET_ID = %#v, want !Ref KeySecret", function, e["SECRET_ID"])
 		}
+	}
+	// How each function is built and run (the authorizer's environment is
+	// checked in authorizer_test.go).
+	for _, function := range []string{"SignerFunction", "RotatorFunction", "AuthorizerFunction"} {
+		fn := resource(t, tpl, function, "AWS::Serverless::Function")
 		if get(fn, "Metadata", "BuildMethod") != "makefile" {
 			t.Errorf("%s: Metadata.BuildMethod = %v, want makefile", function, get(fn, "Metadata", "BuildMethod"))
 		}
@@ -592,6 +613,16 @@ func TestFunctions(t *testing.T) {
 		}
 		if got := strs(functionProp(tpl, fn, "Architectures")); !slices.Equal(got, []string{"arm64"}) {
 			t.Errorf("%s: Architectures = %v, want [arm64]", function, got)
+		}
+	}
+	// The signer and the rotator read T, S, k, the issuer and the key
+	// secret's variables from the same expressions (the authorizer reads
+	// only the issuer and k, authorizer_test.go).
+	se, re := env(t, tpl, "SignerFunction"), env(t, tpl, "RotatorFunction")
+	for _, v := range []string{"SECRET_ID", "MAX_TOKEN_TTL_SECONDS", "KEY_CACHE_SECONDS", "CLOCK_SKEW_SECONDS", "KEY_CUSTODY",
+		"SIGNING_KEY_PARAMETER", "ISSUER_URL"} {
+		if render(se[v]) != render(re[v]) {
+			t.Errorf("%s: the signer's is %s, the rotator's %s; want the same", v, render(se[v]), render(re[v]))
 		}
 	}
 	if e := env(t, tpl, "RotatorFunction"); !isRef(e["JWKS_BUCKET"], "JwksBucket") {
@@ -850,7 +881,7 @@ func TestOutputs(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	for _, name := range []string{"SignerFunctionArn", "RotatorFunctionArn", "JwksUrl", "SecretArn", "KeyAlgorithm", "JwksBucketName",
-		"DistributionId", "DistributionDomainName", "IssuerUrl", "DiscoveryUrl", "OidcProviderArn"} {
+		"DistributionId", "DistributionDomainName", "IssuerUrl", "DiscoveryUrl", "OidcProviderArn", "AuthorizerFunctionArn"} {
 		if get(tpl, "Outputs", name, "Value") == nil {
 			t.Errorf("output %s is missing", name)
 		}
