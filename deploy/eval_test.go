@@ -19,6 +19,8 @@ type deployment struct {
 	tpl    obj
 	params map[string]string
 	conds  map[string]bool
+	// refs overrides what Ref of a resource evaluates to (a test's stand-in).
+	refs map[string]string
 }
 
 const (
@@ -273,6 +275,9 @@ func (d *deployment) ref(name string) any {
 		return v
 	}
 	if v, ok := d.params[name]; ok {
+		return v
+	}
+	if v, ok := d.refs[name]; ok {
 		return v
 	}
 	if getObj(d.tpl, "Resources", name) == nil {

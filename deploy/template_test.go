@@ -108,6 +108,9 @@ func TestCfnLint(t *testing.T) {
 			"CertificateArn":   "arn:aws:acm:us-east-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
 		},
 		"issuer with a path":             {"IssuerUrl": "https://id.example.com/tenant"},
+		"alarms by email":                {"AlarmEmail": "ops@example.com"},
+		"alarms to a topic":              {"AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops", "CurrentKeyAgeAlarmSeconds": "694800"},
+		"alarms to both":                 {"AlarmEmail": "ops@example.com", "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops"},
 		"IAM OIDC provider":              {"IamOidcProviderAudiences": "hotsock"},
 		"IAM OIDC provider, custom name": {"IamOidcProviderAudiences": "hotsock", "IssuerUrl": "https://id.example.com"},
 	} {
