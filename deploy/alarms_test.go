@@ -5,7 +5,9 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -328,3 +330,34 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 }
+
+// TestAlarmDocs: README's "Alarms" lists every alarm, and the alarm
+// parameters take what they say.
+func TestAlarmDocs(t *testing.T) {
+	t.Parallel()
+	tpl := loadTemplate(t)
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n### Alarms\n")
+	section, _, _ = strings.Cut(section, "\n### ")
+	for _, name := range alarmNames(tpl) {
+		if !strings.Contains(section, "| `"+name+"` |") {
+			t.Errorf("README's Alarms does not list %s", name)
+		}
+	}
+	for name, cases := range map[string]map[string]bool{
+		"AlarmEmail":    {"": true, "ops@example.com": true, "ops": false, "a@b@c": false, "ops @example.com": false},
+		"AlarmTopicArn": {"": true, "arn:aws:sns:eu-west-1:123456789012:ops": true, "arn:aws-cn:sns:cn-north-1:123456789012:ops-1": true, "ops": false, "arn:aws:sqs:eu-west-1:123456789012:ops": false},
+	} {
+		re := regexp.MustCompile(d2s(get(tpl, "Parameters", name, "AllowedPattern")))
+		for v, ok := range cases {
+			if re.MatchString(v) != ok {
+				t.Errorf("%s AllowedPattern matches %q: %v, want %v", name, v, !ok, ok)
+			}
+		}
+	}
+}
+
+func d2s(v any) string { s, _ := v.(string); return s }

@@ -457,6 +457,10 @@ func TestParameters(t *testing.T) {
 		"AuthorizerRequiredScopes":      "",
 		"AuthorizerContextClaims":       "sub",
 		"AuthorizerReservedConcurrency": "",
+		// No alarms unless someone is told of them.
+		"AlarmEmail":                "",
+		"AlarmTopicArn":             "",
+		"CurrentKeyAgeAlarmSeconds": 2764800.0,
 	}
 	for name, def := range want {
 		p := getObj(tpl, "Parameters", name)
