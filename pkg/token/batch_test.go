@@ -159,6 +159,7 @@ type countingSigner struct {
 	calls, inFlight, maxInFlight atomic.Int64
 	remote                       int // MaxInFlight; 0: not remote
 	fail                         func(call int64) error
+	failInput                    func(input []byte) error
 	hold                         chan struct{} // if set, the first call waits for a second to arrive
 	once                         sync.Once
 }
@@ -185,6 +186,11 @@ func (c *countingSigner) Sign(ctx context.Context, input []byte) ([]byte, error)
 	}
 	if c.fail != nil {
 		if err := c.fail(n); err != nil {
+			return nil, err
+		}
+	}
+	if c.failInput != nil {
+		if err := c.failInput(input); err != nil {
 			return nil, err
 		}
 	}
@@ -231,19 +237,29 @@ type keyFunc func(context.Context) (*Key, error)
 
 func (f keyFunc) Key(ctx context.Context) (*Key, error) { return f(ctx) }
 
-// A locally computed signature is signed in turn; a remote one with up to
-// MaxInFlight calls outstanding, and the order of the answer is kept.
+// A local key signs a batch with up to WithBatchWorkers (GOMAXPROCS by
+// default) signatures at once, a remote one with up to MaxInFlight; the
+// order of the answer is kept either way.
 func TestBatchConcurrencyFollowsTheSigner(t *testing.T) {
 	items := make([]string, 40)
 	for i := range items {
 		items[i] = fmt.Sprintf(`{"claims":{"i":%d}}`, i)
 	}
-	for _, remote := range []int{0, 1, 4} {
-		t.Run(fmt.Sprintf("MaxInFlight=%d", remote), func(t *testing.T) {
-			iss, rec, _ := newIssuer(t, keys.ES256)
-			c := wrapSigner(iss, remote)
-			if remote > 1 {
-				c.hold = make(chan struct{})
+	for _, c := range []struct {
+		name            string
+		workers, remote int // WithBatchWorkers; MaxInFlight (0: local)
+		most            int64
+	}{
+		{"local, 1 worker", 1, 0, 1},
+		{"local, 4 workers", 4, 0, 4},
+		{"remote, MaxInFlight=1", 4, 1, 1},
+		{"remote, MaxInFlight=4", 1, 4, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			iss, rec, _ := newIssuer(t, keys.ES256, WithBatchWorkers(c.workers))
+			s := wrapSigner(iss, c.remote)
+			if c.most > 1 {
+				s.hold = make(chan struct{})
 			}
 			toks, err := invokeBatch(t, iss, batchOf(items...))
 			if err != nil {
@@ -254,44 +270,55 @@ func TestBatchConcurrencyFollowsTheSigner(t *testing.T) {
 					t.Fatalf("token %d carries i=%v: order lost", i, got)
 				}
 			}
-			maxIn := c.maxInFlight.Load()
+			maxIn := s.maxInFlight.Load()
 			switch {
-			case c.calls.Load() != int64(len(items)):
-				t.Fatalf("%d Sign calls for %d items", c.calls.Load(), len(items))
-			case remote <= 1 && maxIn != 1:
+			case s.calls.Load() != int64(len(items)):
+				t.Fatalf("%d Sign calls for %d items", s.calls.Load(), len(items))
+			case c.most == 1 && maxIn != 1:
 				t.Fatalf("%d calls in flight, want 1", maxIn)
-			case remote > 1 && (maxIn < 2 || maxIn > int64(remote)):
-				t.Fatalf("%d calls in flight, want 2 to %d", maxIn, remote)
+			case c.most > 1 && (maxIn < 2 || maxIn > c.most):
+				t.Fatalf("%d calls in flight, want 2 to %d", maxIn, c.most)
 			}
 		})
 	}
 }
 
-// A failed signature fails the batch, naming the item, and stops the rest.
+// failing returns a signer failure for the items whose claims carry
+// "fail":true: which items fail depends on the request alone.
+func failing(input []byte) error {
+	dot := strings.IndexByte(string(input), '.')
+	claims, _ := base64.RawURLEncoding.DecodeString(string(input[dot+1:]))
+	if strings.Contains(string(claims), `"fail":true`) {
+		return errors.New("kms: throttled")
+	}
+	return nil
+}
+
+// A failed signature fails the batch, naming the lowest item that failed,
+// whatever the scheduling, and stops the rest.
 func TestBatchSignFailure(t *testing.T) {
 	items := make([]string, 200)
 	for i := range items {
-		items[i] = `{"claims":{}}`
+		items[i] = fmt.Sprintf(`{"claims":{"i":%d,"fail":%v}}`, i, i == 37 || i == 38 || i == 120)
 	}
-	for _, remote := range []int{0, 8} {
-		t.Run(fmt.Sprintf("MaxInFlight=%d", remote), func(t *testing.T) {
-			iss, _, _ := newIssuer(t, keys.ES256)
-			c := wrapSigner(iss, remote)
-			c.fail = func(call int64) error {
-				if call == 5 {
-					return errors.New("kms: throttled")
+	for _, c := range []struct {
+		name            string
+		workers, remote int
+	}{{"in turn", 1, 0}, {"4 workers", 4, 0}, {"remote, 8 in flight", 1, 8}} {
+		t.Run(c.name, func(t *testing.T) {
+			for range 20 { // the same answer every time
+				iss, _, _ := newIssuer(t, keys.ES256, WithBatchWorkers(c.workers))
+				s := wrapSigner(iss, c.remote)
+				s.failInput = failing
+				_, err := invokeBatch(t, iss, batchOf(items...))
+				var se *SigningError
+				if !errors.As(err, &se) || !strings.Contains(err.Error(), "batch[37]: sign with key ") ||
+					!strings.Contains(err.Error(), "kms: throttled") {
+					t.Fatalf("error %v, want a SigningError naming batch[37]", err)
 				}
-				return nil
-			}
-			_, err := invokeBatch(t, iss, batchOf(items...))
-			if err == nil || !strings.Contains(err.Error(), "kms: throttled") || !strings.Contains(err.Error(), "batch[") || IsRequestError(err) {
-				t.Fatalf("error %v", err)
-			}
-			if remote == 0 && !strings.Contains(err.Error(), "batch[4]: sign with key") {
-				t.Fatalf("error %v, want batch[4]", err)
-			}
-			if n := c.calls.Load(); n >= int64(len(items)) {
-				t.Fatalf("%d Sign calls: the rest was not stopped", n)
+				if n := s.calls.Load(); n >= int64(len(items)) {
+					t.Fatalf("%d Sign calls: the rest was not stopped", n)
+				}
 			}
 		})
 	}

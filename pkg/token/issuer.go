@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"time"
 
 	"jwks-issuer/pkg/token/internal/request"
@@ -29,6 +28,12 @@ type Issuer struct {
 	iss []byte
 	// added bounds what appendClaims adds to a request's claims.
 	added int
+	// costs is the batch signing cost model (cost.go); memoryMB the
+	// function's memory size, which scales its defaults.
+	costs    costs
+	memoryMB int
+	// maxWorkers bounds a local key's batch workers; 0: GOMAXPROCS.
+	maxWorkers int
 }
 
 // DefaultMaxClaimsBytes is the largest claims object an Issuer accepts
@@ -64,6 +69,21 @@ func WithMaxClaimsBytes(n int) Option {
 // caller's batches cannot use it up. Other values leave MaxBatch.
 func WithKMSBatchLimit(n int) Option {
 	return func(i *Issuer) { i.rules.MaxBatchKMS = n }
+}
+
+// WithLambdaMemory tells the issuer the function's memory size in MB
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), which sets how much CPU time it has: a
+// batch's signing time is estimated from it until the first batch has been
+// measured (batch.go). 0 or less: not on Lambda, a whole vCPU per worker.
+func WithLambdaMemory(mb int) Option {
+	return func(i *Issuer) { i.memoryMB = mb }
+}
+
+// WithBatchWorkers bounds the signatures of a batch a local key makes at
+// once; 0 or less: GOMAXPROCS (the default). A remote key's bound is its
+// MaxInFlight.
+func WithBatchWorkers(n int) Option {
+	return func(i *Issuer) { i.maxWorkers = n }
 }
 
 // NewIssuer issues tokens living at most maxTTL (T) with keys from cache,
@@ -173,128 +193,6 @@ func appendName(dst []byte, comma bool, name string) []byte {
 		dst = append(dst, ',')
 	}
 	return append(dst, name...)
-}
-
-// invokeBatch validates every item first (a bad item fails the call before
-// anything is signed), then signs them all with one key: in turn when the
-// signature is computed here, with bounded concurrency when it is a round
-// trip (RemoteSigner).
-func (i *Issuer) invokeBatch(ctx context.Context, reqs []request.Request) ([]byte, error) {
-	now := i.now().Unix()
-	exps := make([]request.Expiry, len(reqs))
-	for n := range reqs {
-		var err error
-		if exps[n], err = reqs[n].Expiry(now, i.limit()); err != nil {
-			return nil, err
-		}
-	}
-	key, err := i.key(ctx)
-	if err != nil {
-		return nil, err
-	}
-	size := len(`{"tokens":[]}`)
-	for n := range reqs {
-		size += key.tokenLen(len(reqs[n].Claims())+i.added) + len(`"",`)
-	}
-	out := make([]byte, 0, size)
-	out = append(out, `{"tokens":[`...)
-	if workers := min(key.maxInFlight(), len(reqs)); workers > 1 {
-		toks, err := i.signConcurrently(ctx, key, reqs, exps, now, workers)
-		if err != nil {
-			return nil, err
-		}
-		for n, tok := range toks {
-			out = appendQuoted(out, n, tok)
-		}
-		return append(out, "]}"...), nil
-	}
-	// In turn, each item's claims assembled on the stack and its token
-	// encoded straight into the answer.
-	var scratch [512]byte
-	for n := range reqs {
-		body, err := i.appendClaims(scratch[:0], &reqs[n], now, exps[n])
-		if err != nil {
-			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", n, err)}
-		}
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, '"')
-		if out, err = key.appendToken(ctx, out, body); err != nil {
-			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", n, err)}
-		}
-		out = append(out, '"')
-	}
-	return append(out, "]}"...), nil
-}
-
-// appendQuoted appends the n-th token of a list.
-func appendQuoted(out []byte, n int, tok []byte) []byte {
-	if n > 0 {
-		out = append(out, ',')
-	}
-	out = append(out, '"')
-	out = append(out, tok...)
-	return append(out, '"')
-}
-
-// signConcurrently signs the tokens of reqs, whose expiries are exps, with
-// at most workers Sign calls in flight. The first failure cancels the calls
-// not yet made.
-func (i *Issuer) signConcurrently(ctx context.Context, key *Key, reqs []request.Request, exps []request.Expiry, now int64, workers int) ([][]byte, error) {
-	n := len(reqs)
-	bodies := make([][]byte, n)
-	for idx := range reqs {
-		var err error
-		if bodies[idx], err = i.appendClaims(nil, &reqs[idx], now, exps[idx]); err != nil {
-			return nil, &SigningError{fmt.Errorf("batch[%d]: %w", idx, err)}
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	toks := make([][]byte, n)
-	next := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error // the failure that cancelled the rest
-	)
-	for range workers {
-		wg.Go(func() {
-			for idx := range next {
-				tok, err := key.appendToken(ctx, make([]byte, 0, key.tokenLen(len(bodies[idx]))), bodies[idx])
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("batch[%d]: %w", idx, err)
-					}
-					mu.Unlock()
-					cancel()
-					continue
-				}
-				toks[idx] = tok
-			}
-		})
-	}
-feed:
-	for idx := range n {
-		select {
-		case next <- idx:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, &SigningError{firstErr}
-	}
-	for idx, tok := range toks {
-		if tok == nil { // the caller's context ended before it was signed
-			return nil, &SigningError{fmt.Errorf("batch[%d]: not signed: %w", idx, context.Cause(ctx))}
-		}
-	}
-	return toks, nil
 }
 
 // appendToken appends header.claims.signature.
