@@ -3,16 +3,18 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"jwks-issuer/functions/signer/internal/awsapi"
 	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/metrics"
-	"jwks-issuer/pkg/store/awsstore"
 	"jwks-issuer/pkg/token"
 )
 
@@ -22,29 +24,81 @@ func main() {
 	if err != nil {
 		lambdainit.Fail(log, "invalid configuration", err)
 	}
-	awsCfg, err := awsstore.LoadConfig(context.Background(), log)
+	// The AWS configuration is the Lambda environment's alone (awsapi).
+	awsCfg, err := awsapi.FromEnvironment(os.Getenv)
 	if err != nil {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
-	var load func(context.Context) (*token.Key, error)
-	switch cfg.Custody {
-	case envconfig.CustodyParameterStore: // no Secrets Manager call at all
-		load = token.ParameterKeyLoader(awsstore.NewParameter(awsstore.NewSSMClient(awsCfg), cfg.Parameter), nil)
-	case envconfig.CustodyKMS:
-		secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-		load = token.SecretKeyLoader(secret, kmscustody.SignerFunc(awsstore.NewKMS(awsstore.NewKMSClient(awsCfg))))
-	default:
-		secret := awsstore.NewSecrets(awsstore.NewSecretsManagerClient(awsCfg), cfg.SecretID)
-		load = token.SecretKeyLoader(secret, nil)
+	load, err := keyLoader(cfg, awsCfg)
+	if err != nil {
+		lambdainit.Fail(log, "load AWS configuration", err)
 	}
 	cache := token.NewKeyCache(load, cfg.KeyCache, time.Now, log)
 	// EMF records on the log's stdout: the metrics cost no API call.
 	meter := token.NewSignerMetrics(metrics.New(os.Stdout, time.Now), cfg.SecretID)
 	meter.ObserveKeys(cache)
+	readKeyDuringInit(cache, cfg.KeyCache, log)
 	rules := []token.Option{token.WithIssuer(cfg.Issuer.String()), token.WithAllowedAudiences(cfg.Audiences),
-		token.WithMaxClaimsBytes(cfg.MaxClaimsBytes)}
+		token.WithMaxClaimsBytes(cfg.MaxClaimsBytes), token.WithLambdaMemory(memorySize())}
 	if cfg.Custody == envconfig.CustodyKMS { // every token a kms:Sign call
 		rules = append(rules, token.WithKMSBatchLimit(cfg.MaxBatchKMS))
 	}
 	lambda.Start(meter.Wrap(token.NewIssuer(cache, cfg.MaxTokenTTL, time.Now, rules...)))
+}
+
+// keyLoader reads the signing key where the custody keeps it, with clients
+// of the services that custody calls and no others: Parameter Store's
+// alone, Secrets Manager's, or Secrets Manager's and KMS's.
+func keyLoader(cfg envconfig.Signer, aws awsapi.Config) (func(context.Context) (*token.Key, error), error) {
+	if cfg.Custody == envconfig.CustodyParameterStore { // no Secrets Manager call at all
+		ssm, err := awsapi.New(aws, awsapi.ServiceSSM)
+		if err != nil {
+			return nil, err
+		}
+		return token.ParameterKeyLoader(awsapi.NewParameter(ssm, cfg.Parameter), nil), nil
+	}
+	sm, err := awsapi.New(aws, awsapi.ServiceSecretsManager)
+	if err != nil {
+		return nil, err
+	}
+	secret := awsapi.NewSecret(sm, cfg.SecretID)
+	if cfg.Custody != envconfig.CustodyKMS {
+		return token.SecretKeyLoader(secret, nil), nil
+	}
+	kms, err := awsapi.New(aws, awsapi.ServiceKMS)
+	if err != nil {
+		return nil, err
+	}
+	return token.SecretKeyLoader(secret, kmscustody.SignerFunc(awsapi.NewKMS(kms))), nil
+}
+
+// initKeyReadTimeout bounds the key read of init, well inside Lambda's 10 s
+// for the init phase.
+const initKeyReadTimeout = 3 * time.Second
+
+// readKeyDuringInit fills the key cache before the first invocation, which
+// then signs without a round trip: on a cold start the read happens in the
+// init phase instead of the first invocation, and an environment Lambda
+// initialises ahead of its first invocation has the key when it comes. The
+// read finishes before lambda.Start, so no request is in flight when
+// Lambda freezes an initialised environment. A failed read fails nothing:
+// it is logged, and the first invocation reads again (the cache keeps
+// nothing from a failed read). With KEY_CACHE_SECONDS=0 every invocation
+// reads the key anyway, and init does not.
+func readKeyDuringInit(cache *token.KeyCache, maxAge time.Duration, log *slog.Logger) {
+	if maxAge <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), initKeyReadTimeout)
+	defer cancel()
+	if _, err := cache.Key(ctx); err != nil {
+		log.Warn("signing key not read during init; the first invocation reads it", "error", err.Error())
+	}
+}
+
+// memorySize is the function's memory in MB, which Lambda sets in
+// AWS_LAMBDA_FUNCTION_MEMORY_SIZE; 0 when it is not set.
+func memorySize() int {
+	mb, _ := strconv.Atoi(os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
+	return mb
 }
