@@ -33,9 +33,9 @@ type costKind struct {
 const costWeight = 0.3
 
 // defaultCPU is a conservative time for one local signature on a whole
-// vCPU: about three times what one took on the machine docs/performance.md
-// was measured on (ES256 29 µs, ES384 180 µs, RS256 870 µs). An
-// algorithm not listed takes RS256's.
+// vCPU: about three times what one takes on the machine docs/performance.md
+// was measured on (ES256 28 µs, ES384 166 µs, RS256 744 µs). An algorithm
+// not listed takes RS256's.
 var defaultCPU = map[keys.Algorithm]time.Duration{
 	keys.ES256: 90 * time.Microsecond,
 	keys.ES384: 540 * time.Microsecond,
