@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"jwks-issuer/functions/signer/internal/awsapi"
+	"jwks-issuer/pkg/store/awslite"
 	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
@@ -24,8 +24,8 @@ func main() {
 	if err != nil {
 		lambdainit.Fail(log, "invalid configuration", err)
 	}
-	// The AWS configuration is the Lambda environment's alone (awsapi).
-	awsCfg, err := awsapi.FromEnvironment(os.Getenv)
+	// The AWS configuration is the Lambda environment's alone (awslite).
+	awsCfg, err := awslite.FromEnvironment(os.Getenv)
 	if err != nil {
 		lambdainit.Fail(log, "load AWS configuration", err)
 	}
@@ -49,27 +49,27 @@ func main() {
 // keyLoader reads the signing key where the custody keeps it, with clients
 // of the services that custody calls and no others: Parameter Store's
 // alone, Secrets Manager's, or Secrets Manager's and KMS's.
-func keyLoader(cfg envconfig.Signer, aws awsapi.Config) (func(context.Context) (*token.Key, error), error) {
+func keyLoader(cfg envconfig.Signer, aws awslite.Config) (func(context.Context) (*token.Key, error), error) {
 	if cfg.Custody == envconfig.CustodyParameterStore { // no Secrets Manager call at all
-		ssm, err := awsapi.New(aws, awsapi.ServiceSSM)
+		ssm, err := awslite.New(aws, awslite.ServiceSSM)
 		if err != nil {
 			return nil, err
 		}
-		return token.ParameterKeyLoader(awsapi.NewParameter(ssm, cfg.Parameter), nil), nil
+		return token.ParameterKeyLoader(awslite.NewParameter(ssm, cfg.Parameter), nil), nil
 	}
-	sm, err := awsapi.New(aws, awsapi.ServiceSecretsManager)
+	sm, err := awslite.New(aws, awslite.ServiceSecretsManager)
 	if err != nil {
 		return nil, err
 	}
-	secret := awsapi.NewSecret(sm, cfg.SecretID)
+	secret := awslite.NewSecret(sm, cfg.SecretID)
 	if cfg.Custody != envconfig.CustodyKMS {
 		return token.SecretKeyLoader(secret, nil), nil
 	}
-	kms, err := awsapi.New(aws, awsapi.ServiceKMS)
+	kms, err := awslite.New(aws, awslite.ServiceKMS)
 	if err != nil {
 		return nil, err
 	}
-	return token.SecretKeyLoader(secret, kmscustody.SignerFunc(awsapi.NewKMS(kms))), nil
+	return token.SecretKeyLoader(secret, kmscustody.SignerFunc(awslite.NewKMS(kms))), nil
 }
 
 // initKeyReadTimeout bounds the key read of init, well inside Lambda's 10 s

@@ -1,4 +1,4 @@
-package awsapi
+package awslite
 
 import (
 	"context"

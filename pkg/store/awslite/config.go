@@ -1,4 +1,4 @@
-// Package awsapi makes the signer's AWS calls: Secrets Manager's
+// Package awslite makes the signer's AWS calls: Secrets Manager's
 // GetSecretValue, Parameter Store's GetParameter and KMS's Sign. They are
 // AWS JSON 1.1 requests, signed with the SDK's SigV4 signer and retried by
 // the SDK's standard retryer, with the configuration read from the
@@ -10,7 +10,7 @@
 // signer's cold start and of its binary (docs/performance.md). The rotator
 // and the operator command keep the SDK's clients and its full
 // configuration.
-package awsapi
+package awslite
 
 import (
 	"fmt"
