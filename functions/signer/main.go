@@ -10,11 +10,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"jwks-issuer/pkg/store/awslite"
 	"jwks-issuer/pkg/envconfig"
 	"jwks-issuer/pkg/kmscustody"
 	"jwks-issuer/pkg/lambdainit"
 	"jwks-issuer/pkg/metrics"
+	"jwks-issuer/pkg/store/awslite"
 	"jwks-issuer/pkg/token"
 )
 
