@@ -127,7 +127,7 @@ func TestAnswers(t *testing.T) {
 		})
 	}
 	f.Stop()
-	assertJSONLines(t, f.Logs())
+	testenv.AssertJSONLines(t, f.Logs())
 	if strings.Contains(f.Logs(), parts[2]) {
 		t.Error("a token is in the log")
 	}
@@ -183,7 +183,7 @@ func TestKeySetUnavailable(t *testing.T) {
 			if !logSays(f.Logs(), "key set not fetched during init") {
 				t.Errorf("init does not log the failed fetch:\n%s", f.Logs())
 			}
-			assertJSONLines(t, f.Logs())
+			testenv.AssertJSONLines(t, f.Logs())
 		})
 	}
 }
@@ -212,7 +212,7 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 			if !logSays(f.Logs(), c.want) {
 				t.Errorf("log does not say %q:\n%s", c.want, f.Logs())
 			}
-			assertJSONLines(t, f.Logs())
+			testenv.AssertJSONLines(t, f.Logs())
 		})
 	}
 }
@@ -226,19 +226,4 @@ func logSays(out, text string) bool {
 		}
 	}
 	return false
-}
-
-// assertJSONLines fails the test for every line of out that is not a JSON
-// object.
-func assertJSONLines(t *testing.T, out string) {
-	t.Helper()
-	if strings.TrimSpace(out) == "" {
-		t.Fatal("the function logged nothing")
-	}
-	for line := range strings.Lines(out) {
-		var entry map[string]any
-		if err := json.Unmarshal([]byte(line), &entry); err != nil {
-			t.Errorf("log line is not a JSON object (%v): %q", err, line)
-		}
-	}
 }

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -19,23 +18,6 @@ var compressed = map[string]string{
 	"ACTIVATION_GRACE_SECONDS": "0",
 	"RETIREMENT_GRACE_SECONDS": "0",
 	"CLOCK_SKEW_SECONDS":       "0",
-}
-
-// assertJSONLines fails the test for every line of out that is not a JSON
-// object: CloudWatch Logs Insights and metric filters read the functions'
-// logs as JSON, and a plain-text line (the SDK's default logger writes
-// them) is lost to both.
-func assertJSONLines(t *testing.T, out string) {
-	t.Helper()
-	if strings.TrimSpace(out) == "" {
-		t.Fatal("the function logged nothing")
-	}
-	for line := range strings.Lines(out) {
-		var entry map[string]any
-		if err := json.Unmarshal([]byte(line), &entry); err != nil {
-			t.Errorf("log line is not a JSON object (%v): %q", err, line)
-		}
-	}
 }
 
 // Every line the rotator writes, through rotations and a cleanup in both
@@ -66,7 +48,7 @@ func TestLogIsJSON(t *testing.T) {
 				t.Fatalf("cleanup: %v\n%s", err, s.Rotator.Logs())
 			}
 			s.Stop() // Logs is complete once the process has exited
-			assertJSONLines(t, s.Rotator.Logs())
+			testenv.AssertJSONLines(t, s.Rotator.Logs())
 		})
 	}
 }
@@ -103,7 +85,7 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 			if !strings.Contains(f.Logs(), c.want) {
 				t.Errorf("log does not say %q:\n%s", c.want, f.Logs())
 			}
-			assertJSONLines(t, f.Logs())
+			testenv.AssertJSONLines(t, f.Logs())
 		})
 	}
 }

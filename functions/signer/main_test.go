@@ -11,22 +11,6 @@ import (
 	"jwks-issuer/internal/testenv"
 )
 
-// assertJSONLines fails the test for every line of out that is not a JSON
-// object: CloudWatch Logs Insights and metric filters read the functions'
-// logs as JSON, and a plain-text line is lost to both.
-func assertJSONLines(t *testing.T, out string) {
-	t.Helper()
-	if strings.TrimSpace(out) == "" {
-		t.Fatal("the function logged nothing")
-	}
-	for line := range strings.Lines(out) {
-		var entry map[string]any
-		if err := json.Unmarshal([]byte(line), &entry); err != nil {
-			t.Errorf("log line is not a JSON object (%v): %q", err, line)
-		}
-	}
-}
-
 // Every line the signer writes while it loads keys and signs, in both
 // custodies, is JSON.
 func TestLogIsJSON(t *testing.T) {
@@ -56,7 +40,7 @@ func TestLogIsJSON(t *testing.T) {
 				t.Fatal("a ttl above MAX_TOKEN_TTL_SECONDS was signed")
 			}
 			s.Stop() // Logs is complete once the process has exited
-			assertJSONLines(t, s.Signer.Logs())
+			testenv.AssertJSONLines(t, s.Signer.Logs())
 		})
 	}
 }
@@ -91,7 +75,7 @@ func TestRefusesInvalidConfigurationAtStart(t *testing.T) {
 			if !strings.Contains(f.Logs(), strings.Trim(string(inJSON), `"`)) {
 				t.Errorf("log does not say %q:\n%s", c.want, f.Logs())
 			}
-			assertJSONLines(t, f.Logs())
+			testenv.AssertJSONLines(t, f.Logs())
 		})
 	}
 }
