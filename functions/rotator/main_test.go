@@ -20,17 +20,18 @@ var compressed = map[string]string{
 	"CLOCK_SKEW_SECONDS":       "0",
 }
 
-// Every line the rotator writes, through rotations and a cleanup in both
-// custodies (so through Secrets Manager, S3 and KMS), is JSON.
+// Every line the rotator writes, through rotations and a cleanup in every
+// custody (so through Secrets Manager, S3 and KMS), is JSON.
 func TestLogIsJSON(t *testing.T) {
 	m := testenv.StartMoto(t)
 	signer := testenv.BuildLambda(t, "jwks-issuer/functions/signer")
 	rotator := testenv.BuildLambda(t, "jwks-issuer/functions/rotator")
-	for _, custody := range []string{"secretsmanager", "kms"} {
+	for _, custody := range []string{"secretsmanager", "kms", "parameterstore"} {
 		t.Run(custody, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			env := map[string]string{"KEY_CUSTODY": custody, "KMS_DELETION_WINDOW_DAYS": "7", "KMS_KEY_TAG": "logs-" + stack.NewToken()}
+			env := map[string]string{"KEY_CUSTODY": custody, "KMS_DELETION_WINDOW_DAYS": "7", "KMS_KEY_TAG": "logs-" + stack.NewToken(),
+				"SIGNING_KEY_PARAMETER": "/jwks-issuer/logs-" + stack.NewToken() + "/signing-key"}
 			for k, v := range compressed {
 				env[k] = v
 			}

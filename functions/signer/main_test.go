@@ -11,19 +11,20 @@ import (
 	"jwks-issuer/internal/testenv"
 )
 
-// Every line the signer writes while it loads keys and signs, in both
-// custodies, is JSON.
+// Every line the signer writes while it loads keys and signs, in every
+// custody, is JSON.
 func TestLogIsJSON(t *testing.T) {
 	m := testenv.StartMoto(t)
 	signer := testenv.BuildLambda(t, "jwks-issuer/functions/signer")
 	rotator := testenv.BuildLambda(t, "jwks-issuer/functions/rotator")
-	for _, custody := range []string{"secretsmanager", "kms"} {
+	for _, custody := range []string{"secretsmanager", "kms", "parameterstore"} {
 		t.Run(custody, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			s, err := stack.New(ctx, m, signer, rotator, map[string]string{
 				"KEY_CUSTODY": custody, "KMS_DELETION_WINDOW_DAYS": "7", "KMS_KEY_TAG": "logs-" + stack.NewToken(),
 				"KEY_CACHE_SECONDS": "0", "JWKS_MAX_AGE_SECONDS": "0", "ACTIVATION_GRACE_SECONDS": "0",
+				"SIGNING_KEY_PARAMETER": "/jwks-issuer/logs-" + stack.NewToken() + "/signing-key",
 			})
 			if err != nil {
 				t.Fatal(err)
