@@ -17,6 +17,7 @@ import (
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
+	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
 )
@@ -239,7 +240,7 @@ func (f *follower) notePendingRecord(labelled bool) {
 	if f.wrote || !labelled {
 		return
 	}
-	if rec, _ := readRecord(f.ctx, f.secret, f.tok); rec != nil {
+	if rec, _ := rotation.ReadRecord(f.ctx, f.secret, f.tok); rec != nil {
 		f.wrote = true
 		f.step("createSecret wrote the pending record: %s", pendingWhat(f.before.state, rec))
 	}
@@ -252,7 +253,7 @@ func (f *follower) noteNewNext(nextVersion string) {
 	if f.newNext || nextVersion == "" || nextVersion == f.before.meta.Stages[store.StageNext] {
 		return
 	}
-	if rec, _ := readRecord(f.ctx, f.secret, nextVersion); rec != nil {
+	if rec, _ := rotation.ReadRecord(f.ctx, f.secret, nextVersion); rec != nil {
 		f.newNext = true
 		f.step("createSecret made the new NEXT key %s", rec.Kid)
 	} else if f.limited {

@@ -2,13 +2,12 @@ package operator
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"jwks-issuer/pkg/keys"
 	"jwks-issuer/pkg/lifecycle"
+	"jwks-issuer/pkg/rotation"
 	"jwks-issuer/pkg/store"
 	"jwks-issuer/pkg/store/awsstore"
 )
@@ -29,55 +28,16 @@ type snapshot struct {
 }
 
 func readSnapshot(ctx context.Context, c *clients, secretID string) (snapshot, error) {
-	secret := awsstore.NewSecrets(c.sm, secretID)
-	meta, err := secret.Describe(ctx)
+	meta, state, err := rotation.ReadState(ctx, awsstore.NewSecrets(c.sm, secretID))
 	if err != nil {
 		return snapshot{}, err
 	}
-	currentVersion := meta.Stages[store.StageCurrent]
-	current, err := readRecord(ctx, secret, currentVersion)
-	if err != nil {
-		return snapshot{}, fmt.Errorf("read AWSCURRENT: %w", err)
-	}
-	var pending *keys.Record
 	pendingVersion := meta.Stages[store.StagePending]
-	if pendingVersion != "" && pendingVersion != currentVersion {
-		if pending, err = readRecord(ctx, secret, pendingVersion); err != nil {
-			return snapshot{}, fmt.Errorf("read AWSPENDING: %w", err)
-		}
-	}
-	next, err := readRecord(ctx, secret, meta.Stages[store.StageNext])
-	if err != nil {
-		return snapshot{}, fmt.Errorf("read NEXT: %w", err)
-	}
 	return snapshot{
 		meta:         meta,
-		state:        lifecycle.NewState(current, pending, next, meta.Tags),
-		pendingEmpty: pendingVersion != "" && pendingVersion != currentVersion && pending == nil,
+		state:        state,
+		pendingEmpty: pendingVersion != "" && pendingVersion != meta.Stages[store.StageCurrent] && state.Pending == nil,
 	}, nil
-}
-
-// readRecord reads and parses one version; nil when there is no version, no
-// value, or a value that is not a key record.
-func readRecord(ctx context.Context, secret store.Secrets, versionID string) (*keys.Record, error) {
-	if versionID == "" {
-		return nil, nil
-	}
-	value, err := secret.GetVersion(ctx, versionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	rec, err := keys.ParseRecord(value)
-	if errors.Is(err, keys.ErrNotRecord) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("version %s: %w", versionID, err)
-	}
-	return &rec, nil
 }
 
 // readState is readSnapshot, or, when this identity may not read the

@@ -23,35 +23,48 @@ func (s snapshot) version(stage string) string { return s.meta.Stages[stage] }
 // load reads the secret's labels, tags and the records of AWSCURRENT,
 // AWSPENDING and NEXT.
 func (r *Rotator) load(ctx context.Context) (snapshot, error) {
-	meta, err := r.secret.Describe(ctx)
+	meta, state, err := ReadState(ctx, r.secret)
+	return snapshot{meta: meta, state: state}, err
+}
+
+// record reads and parses one version of the rotator's secret.
+func (r *Rotator) record(ctx context.Context, versionID string) (*keys.Record, error) {
+	return ReadRecord(ctx, r.secret, versionID)
+}
+
+// ReadState reads what every rotation decision is taken on: the secret's
+// labels and tags, and the records of AWSCURRENT, AWSPENDING (when it is
+// another version) and NEXT. The operator command reads it the same way.
+func ReadState(ctx context.Context, secret store.Secrets) (store.SecretMeta, lifecycle.State, error) {
+	meta, err := secret.Describe(ctx)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("describe secret: %w", err)
+		return store.SecretMeta{}, lifecycle.State{}, fmt.Errorf("describe secret: %w", err)
 	}
 	currentVersion := meta.Stages[store.StageCurrent]
-	current, err := r.record(ctx, currentVersion)
+	current, err := ReadRecord(ctx, secret, currentVersion)
 	if err != nil {
-		return snapshot{}, fmt.Errorf("read AWSCURRENT: %w", err)
+		return store.SecretMeta{}, lifecycle.State{}, fmt.Errorf("read AWSCURRENT: %w", err)
 	}
 	var pending *keys.Record
 	if v := meta.Stages[store.StagePending]; v != "" && v != currentVersion {
-		if pending, err = r.record(ctx, v); err != nil {
-			return snapshot{}, fmt.Errorf("read AWSPENDING: %w", err)
+		if pending, err = ReadRecord(ctx, secret, v); err != nil {
+			return store.SecretMeta{}, lifecycle.State{}, fmt.Errorf("read AWSPENDING: %w", err)
 		}
 	}
-	next, err := r.record(ctx, meta.Stages[store.StageNext])
+	next, err := ReadRecord(ctx, secret, meta.Stages[store.StageNext])
 	if err != nil {
-		return snapshot{}, fmt.Errorf("read NEXT: %w", err)
+		return store.SecretMeta{}, lifecycle.State{}, fmt.Errorf("read NEXT: %w", err)
 	}
-	return snapshot{meta: meta, state: lifecycle.NewState(current, pending, next, meta.Tags)}, nil
+	return meta, lifecycle.NewState(current, pending, next, meta.Tags), nil
 }
 
-// record reads and parses one version; nil when there is no version, no
+// ReadRecord reads and parses one version; nil when there is no version, no
 // value, or a value that is not a key record.
-func (r *Rotator) record(ctx context.Context, versionID string) (*keys.Record, error) {
+func ReadRecord(ctx context.Context, secret store.Secrets, versionID string) (*keys.Record, error) {
 	if versionID == "" {
 		return nil, nil
 	}
-	value, err := r.secret.GetVersion(ctx, versionID)
+	value, err := secret.GetVersion(ctx, versionID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
