@@ -3,7 +3,9 @@ package rotation
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +115,31 @@ func TestDiscoveryListsBothAlgorithmsDuringAChange(t *testing.T) {
 	}
 	if got := algs(); !slices.Equal(got, []string{"RS256"}) {
 		t.Fatalf("after the ES256 keys left: %v, want RS256 only", got)
+	}
+}
+
+// A key set past ALB's 10 keys is published, with a warning in the log
+// naming the limit; below it there is none.
+func TestWarnsNearAVerifiersLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.ActivationGrace, cfg.JWKSMaxAge = 0, 0
+	e := newEnv(t, cfg)
+	var logs strings.Builder
+	rot, err := New(e.rot.cfg, e.secret, e.jwks, LocalCustody{}, e.clock.now, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rot = rot
+	warned := func() bool { return strings.Contains(logs.String(), "ALB JWT verification reads at most 10") }
+	e.mustRotate(t, tokenN(1))
+	for n := 2; len(e.published(t)) <= 10; n++ {
+		if warned() {
+			t.Fatalf("warned with %d keys published", len(e.published(t)))
+		}
+		e.clock.advance(time.Minute) // many rotations inside one retention time
+		e.mustRotate(t, tokenN(n))
+	}
+	if !warned() {
+		t.Fatalf("no warning with %d keys published:\n%s", len(e.published(t)), logs.String())
 	}
 }
