@@ -2,14 +2,12 @@ package rotation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"jwks-issuer/pkg/keys"
-	"jwks-issuer/pkg/store"
 )
 
 // SetSecret checks, in KMS custody, that the pending and NEXT keys are
@@ -64,19 +62,15 @@ func (r *Rotator) TestSecret(ctx context.Context, tok string) error {
 	if rec == nil {
 		// rotate-secret --no-rotate-immediately tests a version Secrets
 		// Manager made itself, holding no key: test the current key instead.
-		_, value, err := r.secret.GetStage(ctx, store.StageCurrent)
-		if err != nil {
-			return fmt.Errorf("testSecret: read AWSCURRENT: %w", err)
-		}
-		cur, err := keys.ParseRecord(value)
-		if errors.Is(err, keys.ErrNotRecord) {
-			r.log.Info("testSecret: no key under the token and none current yet; nothing to test", "token", tok)
-			return nil
-		}
+		cur, err := r.currentRecord(ctx)
 		if err != nil {
 			return fmt.Errorf("testSecret: %w", err)
 		}
-		rec = &cur
+		if cur == nil {
+			r.log.Info("testSecret: no key under the token and none current yet; nothing to test", "token", tok)
+			return nil
+		}
+		rec = cur
 	}
 	if err := r.probe(ctx, *rec); err != nil {
 		return fmt.Errorf("testSecret: %w", err)

@@ -88,19 +88,3 @@ func (r *Rotator) syncParameter(ctx context.Context) (kid string, wrote bool, er
 	}
 	return "", wrote, errors.New("write signing key parameter: AWSCURRENT kept changing during the write")
 }
-
-// currentRecord reads AWSCURRENT's record; nil before the first rotation.
-func (r *Rotator) currentRecord(ctx context.Context) (*keys.Record, error) {
-	_, value, err := r.secret.GetStage(ctx, store.StageCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
-	}
-	rec, err := keys.ParseRecord(value)
-	if errors.Is(err, keys.ErrNotRecord) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
-	}
-	return &rec, nil
-}

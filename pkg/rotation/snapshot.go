@@ -32,6 +32,22 @@ func (r *Rotator) record(ctx context.Context, versionID string) (*keys.Record, e
 	return ReadRecord(ctx, r.secret, versionID)
 }
 
+// currentRecord reads AWSCURRENT's record; nil before the first rotation.
+func (r *Rotator) currentRecord(ctx context.Context) (*keys.Record, error) {
+	_, value, err := r.secret.GetStage(ctx, store.StageCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
+	}
+	rec, err := keys.ParseRecord(value)
+	if errors.Is(err, keys.ErrNotRecord) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
+	}
+	return &rec, nil
+}
+
 // ReadState reads what every rotation decision is taken on: the secret's
 // labels and tags, and the records of AWSCURRENT, AWSPENDING (when it is
 // another version) and NEXT. The operator command reads it the same way.
